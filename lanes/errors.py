@@ -1,0 +1,69 @@
+"""Every error `lanes` raises; application code catches `LanesError` for all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class LanesError(Exception):
+    """Base class of llm-lanes errors."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class TaskValidationError(LanesError, ValueError):
+    """A task was rejected before anything was written or published.
+
+    Carries every bad field at once, so a caller fixes them in one go.
+    """
+
+    def __init__(self, problems: Sequence[FieldProblem], *, index: int | None = None) -> None:
+        self.problems = list(problems)
+        self.index = index
+        where = f"task #{index}: " if index is not None else ""
+        lines = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{where}invalid task ({len(self.problems)} problem(s)): {lines}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.field for p in self.problems]
+
+
+class SettingsError(LanesError):
+    """A setting from the environment is missing or malformed (names the variable)."""
+
+
+class PublishError(LanesError):
+    """The job row was written but the message could not be published.
+
+    The job stays `queued` in SQL and the watchdog re-publishes it; `job_ids` says which.
+    """
+
+    def __init__(self, message: str, *, job_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.job_ids = list(job_ids)
+
+
+class JobNotFoundError(LanesError, KeyError):
+    """No job with that id."""
+
+
+class JobFailedError(LanesError):
+    """The job ended in `failed`; `reason` is the recorded cause."""
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        super().__init__(f"job {job_id} failed: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+
+
+class ResultTimeoutError(LanesError, TimeoutError):
+    """`result(timeout=...)` ran out before the job reached a final state."""

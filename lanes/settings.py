@@ -1,0 +1,103 @@
+"""Settings from the environment (prefix `LLM_LANES_`), typed and checked at start-up.
+
+Operators tune lane SLAs here without touching code; a bad value stops the process with a
+message naming the variable, instead of surfacing as a confusing failure hours later.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lanes.errors import SettingsError
+
+ENV_PREFIX = "LLM_LANES_"
+
+ProviderName = Literal["openai", "anthropic", "azure", "openai_compatible"]
+
+
+class LanesSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # transport and storage
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices(ENV_PREFIX + "REDIS_URL", "REDIS_URL")
+    )
+    database_url: str = "sqlite:///.llm-lanes/lanes.db"
+
+    # providers: keys are secrets, never printed; base URLs point SDKs at the simulator
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    azure_api_key: SecretStr | None = None
+    azure_endpoint: str | None = None
+    azure_api_version: str = "2025-04-01-preview"
+    openai_compatible_base_url: str | None = None
+    openai_compatible_api_key: SecretStr | None = None
+
+    default_provider: ProviderName = "openai"
+    default_model: str = "gpt-5.4-mini"
+
+    # lane SLAs
+    interactive_latency_target_s: float = Field(default=30.0, gt=0)
+    deferrable_max_delay_s: float = Field(default=24 * 3600.0, gt=0)
+    promotion_margin_s: float = Field(default=900.0, ge=0)
+
+    # robustness
+    provider_timeout_s: float = Field(default=60.0, gt=0, le=900)
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    visibility_timeout_s: int = Field(default=3600, ge=60)
+    requeue_after_s: float = Field(default=300.0, gt=0)
+    """A queued job whose message is this old with no worker start is re-published."""
+    stale_running_after_s: float = Field(default=1800.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
+
+    # deployment
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    worker_concurrency: int = Field(default=8, ge=1, le=512)
+    housekeeping_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    """Beat period of the watchdog, the batch flusher and the batch poller."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
+def load_settings(**overrides: object) -> LanesSettings:
+    """Read the environment; raise `SettingsError` naming each bad variable."""
+    try:
+        settings = LanesSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError("bad settings: " + "; ".join(problems)) from None
+    if settings.promotion_margin_s >= settings.deferrable_max_delay_s:
+        raise SettingsError(
+            f"{ENV_PREFIX}PROMOTION_MARGIN_S: must be below "
+            f"{ENV_PREFIX}DEFERRABLE_MAX_DELAY_S ({settings.deferrable_max_delay_s})"
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> LanesSettings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The processes: Celery app, realtime lane, accumulator, watchdog, provider adapters, simulator."""

@@ -1,0 +1,155 @@
+"""`llm-lanes`: run the demo, the simulator, workers, beat and Flower; inspect lanes and spend."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lanes import names
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+
+LANE_QUEUES = {
+    "realtime": list(names.REALTIME_QUEUES),
+    "deferrable": [names.QUEUE_DEFERRABLE, names.QUEUE_CONTROL],
+    "all": list(names.ALL_QUEUES),
+}
+
+
+@cli.command()
+def demo(
+    interactive: int = typer.Option(12, min=0, help="interactive tasks to enqueue"),
+    deferrable: int = typer.Option(24, min=0, help="deferrable tasks to enqueue"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """The main job on embedded defaults (simulator, SQLite, private Redis; no keys)."""
+    from workers.demo import run_demo
+
+    report = run_demo(interactive=interactive, deferrable=deferrable, as_json=as_json)
+    unfinished = [j for j in report["jobs"] if j["state"] not in ("done",)]
+    if unfinished:
+        console.print(f"[red]{len(unfinished)} job(s) did not complete[/red]")
+        raise typer.Exit(1)
+
+
+@cli.command()
+def simulator(
+    host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
+    port: int = typer.Option(8099, min=0, max=65535),
+    time_scale: float = typer.Option(1.0, help="simulated seconds per real second"),
+) -> None:
+    """Serve the provider simulator (OpenAI, Azure and Anthropic wire formats)."""
+    from workers.simulator.config import SimConfig
+    from workers.simulator.server import serve
+
+    serve(host=host, port=port, config=SimConfig(time_scale=time_scale))
+
+
+@cli.command()
+def worker(
+    lane: Annotated[str, typer.Option(help="realtime | deferrable | all")] = "realtime",
+    concurrency: int = typer.Option(8, min=1),
+) -> None:
+    """Start a Celery worker for one lane (threads pool; promoted before interactive)."""
+    if lane not in LANE_QUEUES:
+        raise typer.BadParameter(f"lane: must be one of {', '.join(LANE_QUEUES)}")
+    _exec_celery("worker", "-Q", ",".join(LANE_QUEUES[lane]), "-P", "threads",
+                 "-c", str(concurrency), "-n", f"{lane}@%h")
+
+
+@cli.command()
+def beat() -> None:
+    """Start THE beat (run exactly one per deployment): watchdog, batch flush and poll."""
+    _exec_celery("beat")
+
+
+@cli.command()
+def flower(port: int = typer.Option(0, help="default: LLM_LANES_FLOWER_PORT")) -> None:
+    """Start Flower bound to loopback (its /metrics is open even with basic auth)."""
+    from lanes.settings import get_settings
+
+    s = get_settings()
+    _exec_celery("flower", f"--address={s.flower_address}", f"--port={port or s.flower_port}")
+
+
+@cli.command()
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per-lane queue depth (the gauge Flower lacks) and jobs per state."""
+    from workers.runtime import get_runtime
+    from workers.watchdog import queue_depths
+
+    rt = get_runtime()
+    data = {"queue_depth": queue_depths(rt), "jobs": rt.store.count_by_state()}
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table(title="lanes")
+    table.add_column("queue")
+    table.add_column("waiting", justify="right")
+    for q, n in data["queue_depth"].items():
+        table.add_row(q, str(n))
+    console.print(table)
+    jobs = Table(title="jobs by lane:state")
+    jobs.add_column("lane:state")
+    jobs.add_column("count", justify="right")
+    for k, n in sorted(data["jobs"].items()):
+        jobs.add_row(k, str(n))
+    console.print(jobs)
+
+
+@cli.command()
+def report(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Spend, savings against list price, cache hit ratio, batch share, escalations."""
+    from storage.reports import summarize
+    from workers.runtime import get_runtime
+
+    summary = summarize(get_runtime().engine)
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=2))
+        return
+    table = Table(title="spend by feature")
+    for col in ("feature", "calls", "spend $", "list $", "saved", "cache hit", "batch share"):
+        table.add_column(col, justify="left" if col == "feature" else "right")
+    for name, sl in sorted(summary.by_feature.items()) + [("TOTAL", summary.total)]:
+        table.add_row(name, str(sl.calls), f"{sl.cost_usd:.4f}", f"{sl.list_cost_usd:.4f}",
+                      f"{sl.savings_ratio:.1%}", f"{sl.cache_hit_ratio:.1%}", f"{sl.batch_share:.1%}")
+    console.print(table)
+    if summary.escalations:
+        console.print("escalations: " + ", ".join(f"{k}={v}" for k, v in summary.escalations.items()))
+
+
+@cli.command()
+def watchdog() -> None:
+    """Run one watchdog sweep now (beat runs it periodically)."""
+    from workers.runtime import get_runtime
+    from workers.watchdog import sweep
+
+    r = sweep(get_runtime())
+    console.print(f"promoted={len(r.promoted)} republished={len(r.republished)} "
+                  f"released={len(r.released)} failed={len(r.failed)} depth={r.depth}")
+
+
+def _exec_celery(*args: str) -> None:
+    argv = [sys.executable, "-m", "celery", "-A", "workers.celery_app", *args]
+    os.execv(argv[0], argv)
+
+
+def main() -> None:
+    from lanes.errors import LanesError
+
+    try:
+        cli()
+    except LanesError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

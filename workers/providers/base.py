@@ -1,0 +1,93 @@
+"""Provider-neutral request/result types and the error every adapter raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from lanes.usage import Usage
+
+ApiName = Literal["chat", "responses", "messages"]
+FinishReason = Literal["stop", "length", "refusal", "content_filter", "tool", "error", "other"]
+
+ENDPOINTS: dict[str, str] = {
+    "chat": "/v1/chat/completions",
+    "responses": "/v1/responses",
+    "messages": "/v1/messages",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TextBlock:
+    text: str
+    cache_ttl: str | None = None
+    """A cache breakpoint after this block, with its TTL ("5m"/"1h" Anthropic, "30m"/"12h"
+    OpenAI explicit breakpoints). None: no breakpoint here."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    role: Literal["user", "assistant"]
+    blocks: tuple[TextBlock, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    provider: str
+    api: ApiName
+    model: str
+    turns: tuple[ChatTurn, ...]
+    system: tuple[TextBlock, ...] = ()
+    max_output_tokens: int = 1024
+    json_schema: dict[str, Any] | None = None
+    logprobs: bool = False
+    prompt_cache_key: str | None = None
+    explicit_breakpoints: bool = False
+    """OpenAI GPT-5.6+: send `prompt_cache_breakpoint` parts (older models reject them)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return ENDPOINTS[self.api]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    text: str
+    finish_reason: FinishReason
+    raw_finish_reason: str | None
+    usage: Usage
+    model: str
+    logprobs: list[float] | None = None
+    request_id: str | None = None
+    latency_ms: float = 0.0
+    refusal: str | None = None
+
+
+class ProviderCallError(Exception):
+    """A provider call failed after the SDK's own retries. Never carries the API key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        retryable: bool = False,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.retryable = retryable
+        self.request_id = request_id
+
+
+class Provider(Protocol):
+    name: str
+
+    def build_body(self, request: ProviderRequest) -> dict[str, Any]: ...
+
+    def parse_body(self, api: ApiName, body: dict[str, Any]) -> ProviderResult: ...
+
+    def call(self, request: ProviderRequest) -> ProviderResult: ...

@@ -1,0 +1,113 @@
+"""The realtime lane: serves interactive (and promoted) jobs with one provider call each.
+
+Redelivery is harmless: a job is claimed with a conditional update, so a second copy of the
+message finds it `running`/`done` and does nothing. Every provider call is in the ledger,
+including failed ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from lanes import names
+from lanes.ports import JobState
+from lanes.usage import Usage
+from storage.ledger import CallFacts
+from workers.celery_app import app
+from workers.providers.base import ProviderCallError, ProviderResult
+from workers.requests import to_provider_request
+from workers.runtime import Runtime, get_runtime
+
+log = logging.getLogger(__name__)
+
+
+def served_lane(promoted: bool) -> str:
+    return "promoted" if promoted else "interactive"
+
+
+def result_payload(
+    *,
+    result: ProviderResult,
+    provider: str,
+    lane: str,
+    tier: str | None,
+    cost_usd: Any,
+    promoted: bool,
+    batch_id: str | None = None,
+    escalations: int = 0,
+) -> dict[str, Any]:
+    """What the handle returns: the answer and how it was served (provenance)."""
+    u = result.usage
+    return {
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "provenance": {
+            "lane": lane,
+            "provider": provider,
+            "model": result.model,
+            "tier": tier,
+            "batch_id": batch_id,
+            "promoted": promoted,
+            "cached_input_tokens": u.cached_input_tokens,
+            "escalations": escalations,
+        },
+        "usage": {
+            "input_tokens": u.input_tokens,
+            "cached_input_tokens": u.cached_input_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "output_tokens": u.output_tokens,
+        },
+        "cost_usd": str(cost_usd),
+    }
+
+
+def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
+    """Run one job; returns what happened (for logs and tests)."""
+    loaded = rt.store.load(job_id)
+    if loaded is None:
+        log.error("job %s: message without a row; dropped", job_id)
+        return "missing"
+    job, task = loaded
+    if not rt.store.claim_for_run(job_id):
+        return "skipped"
+    provider = task.provider or rt.settings.default_provider
+    model = task.model or rt.settings.default_model
+    lane = served_lane(job.promoted)
+    request = to_provider_request(task, provider=provider, model=model)
+    facts = {"job_id": job_id, "provider": provider, "model": model, "api": request.api,
+             "lane": lane, "feature": task.feature, "tenant": task.tenant,
+             "attempt": job.attempts + 1}
+    try:
+        result = rt.providers.get(provider).call(request)
+    except ProviderCallError as exc:
+        rt.ledger.record(CallFacts(usage=Usage(), status="error", error_kind=exc.kind, **facts))
+        if exc.retryable and job.attempts + 1 < rt.settings.job_max_attempts:
+            rt.store.release(job_id, reason=str(exc))
+            return "retry"
+        rt.store.fail(job_id, str(exc))
+        return "failed"
+    row = rt.ledger.record(
+        CallFacts(usage=result.usage, latency_ms=result.latency_ms,
+                  request_id=result.request_id, **facts)
+    )
+    payload = result_payload(result=result, provider=provider, lane=lane, tier=None,
+                             cost_usd=row.cost_usd, promoted=job.promoted)
+    return "done" if rt.store.complete(job_id, payload) else "lost-race"
+
+
+@app.task(name=names.TASK_RUN_REALTIME, bind=True, max_retries=None)
+def run_realtime(self: Task, job_id: str) -> str:
+    rt = get_runtime()
+    outcome = serve(rt, job_id, retries=self.request.retries)
+    if outcome == "retry":
+        # The job is back in `queued`; re-publish after a short backoff. Deadlines stay in
+        # SQL: if this message is lost, the watchdog re-publishes from the row.
+        rt.store.mark_published([job_id])
+        raise self.retry(countdown=min(2 ** self.request.retries, 30), max_retries=None)
+    return outcome
+
+
+__all__ = ["run_realtime", "serve", "JobState"]
