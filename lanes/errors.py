@@ -67,3 +67,23 @@ class JobFailedError(LanesError):
 
 class ResultTimeoutError(LanesError, TimeoutError):
     """`result(timeout=...)` ran out before the job reached a final state."""
+
+
+class UnknownModelError(LanesError, LookupError):
+    """No price for this (provider, model): add it to a price override file.
+
+    Raised instead of guessing, because a silently zero-priced call would hide real spend.
+    """
+
+    def __init__(self, provider: str, model: str, *, searched: Sequence[str] = ()) -> None:
+        self.provider = provider
+        self.model = model
+        where = f" (searched: {', '.join(searched)})" if searched else ""
+        super().__init__(
+            f"no price for model {model!r} of provider {provider!r}{where}; "
+            "add it to a price override file"
+        )
+
+
+class PriceDataError(LanesError, ValueError):
+    """A price override file is unreadable or malformed (names the file and the entry)."""

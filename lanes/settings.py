@@ -41,6 +41,9 @@ class LanesSettings(BaseSettings):
     openai_compatible_base_url: str | None = None
     openai_compatible_api_key: SecretStr | None = None
 
+    price_overrides_path: str | None = None
+    """JSON price file for models the maintained table lacks (custom, self-hosted)."""
+
     default_provider: ProviderName = "openai"
     default_model: str = "gpt-5.4-mini"
 

@@ -39,7 +39,7 @@ class Runtime:
             from lanes.pricing import PriceTable
         except ImportError:  # pragma: no cover - pricing ships with the package
             return None
-        return PriceTable()  # type: ignore[return-value]
+        return PriceTable(extra_override_path=self.settings.price_overrides_path)  # type: ignore[return-value]
 
     @cached_property
     def ledger(self) -> Ledger:

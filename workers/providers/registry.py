@@ -40,12 +40,14 @@ class ProviderRegistry:
 
     def _build(self, name: str) -> Provider:
         s = self.settings
-        common = {"timeout": s.provider_timeout_s, "max_retries": s.provider_max_retries}
+        timeout, retries = s.provider_timeout_s, s.provider_max_retries
         if name == "openai":
             key = _secret(s.openai_api_key)
             if not key:
                 raise SettingsError("LLM_LANES_OPENAI_API_KEY: required for provider 'openai'")
-            client = openai.OpenAI(api_key=key, base_url=s.openai_base_url, **common)  # type: ignore[arg-type]
+            client = openai.OpenAI(
+                api_key=key, base_url=s.openai_base_url, timeout=timeout, max_retries=retries
+            )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)
         if name == "azure":
             key = _secret(s.azure_api_key)
@@ -54,8 +56,11 @@ class ProviderRegistry:
                     "LLM_LANES_AZURE_API_KEY and LLM_LANES_AZURE_ENDPOINT: required for 'azure'"
                 )
             client = openai.AzureOpenAI(
-                api_key=key, azure_endpoint=s.azure_endpoint, api_version=s.azure_api_version,
-                **common,  # type: ignore[arg-type]
+                api_key=key,
+                azure_endpoint=s.azure_endpoint,
+                api_version=s.azure_api_version,
+                timeout=timeout,
+                max_retries=retries,
             )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)
         if name == "openai_compatible":
@@ -64,12 +69,17 @@ class ProviderRegistry:
                     "LLM_LANES_OPENAI_COMPATIBLE_BASE_URL: required for 'openai_compatible'"
                 )
             key = _secret(s.openai_compatible_api_key) or "none"
-            client = openai.OpenAI(api_key=key, base_url=s.openai_compatible_base_url, **common)  # type: ignore[arg-type]
+            client = openai.OpenAI(
+                api_key=key, base_url=s.openai_compatible_base_url, timeout=timeout,
+                max_retries=retries,
+            )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)
         if name == "anthropic":
             key = _secret(s.anthropic_api_key)
             if not key:
                 raise SettingsError("LLM_LANES_ANTHROPIC_API_KEY: required for 'anthropic'")
-            aclient = anthropic.Anthropic(api_key=key, base_url=s.anthropic_base_url, **common)  # type: ignore[arg-type]
+            aclient = anthropic.Anthropic(
+                api_key=key, base_url=s.anthropic_base_url, timeout=timeout, max_retries=retries
+            )
             return AnthropicProvider(client=aclient, secrets=self.secrets)
         raise SettingsError(f"provider: unknown provider {name!r}")
