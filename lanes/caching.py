@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lanes.ports import Clock, SystemClock
+from lanes.clock import Clock, SystemClock
 from lanes.pricing import MTOK, ModelPrice
 
 Role = Literal["system", "user"]

@@ -8,12 +8,25 @@ without Celery or a database driver and unit tests run on the in-memory fakes in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from lanes.clock import Clock, ManualClock, SystemClock
 from lanes.task import Lane, LLMTask
+
+__all__ = [
+    "Clock",
+    "Dispatch",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+    "ManualClock",
+    "NewJob",
+    "Publisher",
+    "SystemClock",
+]
 
 
 class JobState(StrEnum):
@@ -77,29 +90,3 @@ class JobStore(Protocol):
 class Publisher(Protocol):
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """Send every message or raise; partial sends are allowed (duplicates are harmless)."""
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-@dataclass
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-@dataclass
-class ManualClock:
-    """A clock tests move by hand."""
-
-    current: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> datetime:
-        from datetime import timedelta
-
-        self.current += timedelta(seconds=seconds)
-        return self.current

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lanes.caching import PromptSegment
 from lanes.errors import FieldProblem, TaskValidationError
 
 MAX_OUTPUT_TOKENS_LIMIT = 200_000
@@ -40,6 +41,8 @@ class LLMTask(BaseModel):
 
     messages: list[Message] = Field(min_length=1, max_length=1000)
     system: str | None = Field(default=None, max_length=2_000_000)
+    segments: list[PromptSegment] = Field(default_factory=list, max_length=64)
+    """Named prompt parts; static ones go first, in a canonical order, so they are cached."""
     lane: Lane = Lane.INTERACTIVE
     provider: Literal["openai", "anthropic", "azure", "openai_compatible"] | None = None
     model: str | None = Field(default=None, min_length=1, max_length=200)
@@ -108,6 +111,9 @@ class LLMTask(BaseModel):
             problems.append(FieldProblem("deadline", "is in the past"))
         if self.messages and self.messages[-1].role != "user":
             problems.append(FieldProblem("messages", "the last message must be from the user"))
+        names = [seg.name for seg in self.segments]
+        if len(names) != len(set(names)):
+            problems.append(FieldProblem("segments", "segment names must be unique"))
         if self.provider == "anthropic" and self.api in ("chat", "responses"):
             problems.append(FieldProblem("api", "Anthropic only serves the messages API"))
         if self.provider in ("openai", "azure", "openai_compatible") and self.api == "messages":
@@ -124,7 +130,8 @@ class LLMTask(BaseModel):
 
     def prompt_text(self) -> str:
         """Everything the model reads, for routing and token estimates."""
-        parts = [self.system or ""]
+        parts = [seg.text for seg in self.segments]
+        parts.append(self.system or "")
         parts.extend(m.content for m in self.messages)
         return "\n".join(p for p in parts if p)
 

@@ -37,8 +37,12 @@ def test_enqueue_to_answer_with_ledger_row(lane_runtime, celery_worker, provider
     task = lanes.LLMTask(
         messages=[{"role": "user", "content": "What is the capital of France? Answer briefly."}],
         system="You are a terse geography assistant.",
-        provider=provider, model=model, api=api, max_output_tokens=64,
-        feature="geo-quiz", tenant="acme",
+        provider=provider,
+        model=model,
+        api=api,
+        max_output_tokens=64,
+        feature="geo-quiz",
+        tenant="acme",
     )
     handle = lanes.enqueue(task)
     result = handle.result(timeout=30)
@@ -46,14 +50,24 @@ def test_enqueue_to_answer_with_ledger_row(lane_runtime, celery_worker, provider
     assert result["text"]
     prov = result["provenance"]
     assert (prov["lane"], prov["provider"], prov["promoted"], prov["batch_id"]) == (
-        "interactive", provider, False, None)
+        "interactive",
+        provider,
+        False,
+        None,
+    )
 
     rows = ledger(rt)
     assert len(rows) == 1
     row = rows[0]
     assert row.job_id == handle.job_id
     assert (row.provider, row.model, row.lane, row.feature, row.tenant, row.status) == (
-        provider, model, "interactive", "geo-quiz", "acme", "ok")
+        provider,
+        model,
+        "interactive",
+        "geo-quiz",
+        "acme",
+        "ok",
+    )
     assert row.api == (api or "messages")
     assert row.input_tokens > 0 and row.output_tokens > 0
     assert row.output_tokens <= 64
@@ -100,9 +114,11 @@ def _worker_idle() -> bool:
     return not state.active_requests and not state.reserved_requests
 
 
-def test_exhausted_provider_errors_fail_the_job_with_reason(sqlite_runtime, celery_worker, simulator):  # type: ignore[no-untyped-def]
+def test_exhausted_provider_errors_fail_the_job_with_reason(
+    sqlite_runtime, celery_worker, simulator
+):  # type: ignore[no-untyped-def]
     rt = sqlite_runtime
-    simulator.add_script(model="gpt-broken", behaviour="error", status=500)  # every attempt
+    simulator.add_script({"model": "gpt-broken", "behaviour": "error", "status": 500})  # every attempt
     handle = lanes.enqueue({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-broken"})
     with pytest.raises(lanes.JobFailedError) as info:
         handle.result(timeout=60)
@@ -116,8 +132,8 @@ def test_exhausted_provider_errors_fail_the_job_with_reason(sqlite_runtime, cele
 def test_publish_failure_is_recovered_by_the_watchdog(sqlite_runtime, celery_worker):  # type: ignore[no-untyped-def]
     from celery import Celery
 
-    from lanes.producer import Producer
     from lanes.ports import SystemClock
+    from lanes.producer import Producer
     from workers.celery_app import configure
     from workers.publisher import CeleryPublisher
     from workers.watchdog import sweep
@@ -126,8 +142,12 @@ def test_publish_failure_is_recovered_by_the_watchdog(sqlite_runtime, celery_wor
     dead = configure(Celery("dead", set_as_current=False), rt.settings)
     dead.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
     dead.conf.broker_connection_retry = False
-    broken = Producer(store=rt.store, publisher=CeleryPublisher(dead), clock=SystemClock(),
-                      default_max_delay_s=3600)
+    broken = Producer(
+        store=rt.store,
+        publisher=CeleryPublisher(dead),
+        clock=SystemClock(),
+        default_max_delay_s=3600,
+    )
     with pytest.raises(lanes.PublishError) as info:
         broken.enqueue({"messages": [{"role": "user", "content": "don't lose me"}]})
     (job_id,) = info.value.job_ids

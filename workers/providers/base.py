@@ -45,6 +45,8 @@ class ProviderRequest:
     explicit_breakpoints: bool = False
     """OpenAI GPT-5.6+: send `prompt_cache_breakpoint` parts (older models reject them)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    cache_segments: tuple[str, ...] = ()
+    """`name@tag` of the static segments carried (for per-segment cache hit ratios)."""
 
     @property
     def endpoint(self) -> str:
