@@ -48,27 +48,52 @@ def workload(*, interactive: int, deferrable: int, seed: int = 7) -> list[dict[s
     tasks: list[dict[str, Any]] = []
     for i in range(interactive):
         provider, model = rng.choice(
-            [("openai", "gpt-5.4-mini"), ("openai", "gpt-5.4-mini"), ("anthropic", "claude-haiku-4-5")]
+            [
+                ("openai", "gpt-5.4-mini"),
+                ("openai", "gpt-5.4-mini"),
+                ("anthropic", "claude-sonnet-5-5"),
+            ]
         )
-        tasks.append({
-            "messages": [{"role": "user", "content": rng.choice(QUESTIONS)}],
-            "system": POLICY, "provider": provider, "model": model, "lane": "interactive",
-            "feature": "support-chat", "tenant": f"store-{i % 3}", "max_output_tokens": 200,
-        })
+        tasks.append(
+            {
+                "messages": [{"role": "user", "content": rng.choice(QUESTIONS)}],
+                "system": POLICY,
+                "provider": provider,
+                "model": model,
+                "lane": "interactive",
+                "feature": "support-chat",
+                "tenant": f"store-{i % 3}",
+                "max_output_tokens": 200,
+            }
+        )
     for i in range(deferrable):
         doc = rng.choice(DOCS)
-        tasks.append({
-            "messages": [{"role": "user", "content": f"Summarise in five bullets: {doc} (#{i}). "
-                          + "Details follow. " * rng.randint(20, 80)}],
-            "provider": "openai", "model": "gpt-5.4", "lane": "deferrable", "max_delay_s": 3600,
-            "feature": "nightly-digest", "tenant": f"store-{i % 3}", "max_output_tokens": 300,
-        })
+        tasks.append(
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": f"Summarise in five bullets: {doc} (#{i}). "
+                        + "Details follow. " * rng.randint(20, 80),
+                    }
+                ],
+                "provider": "openai",
+                "model": "gpt-5.4",
+                "lane": "deferrable",
+                "max_delay_s": 3600,
+                "feature": "nightly-digest",
+                "tenant": f"store-{i % 3}",
+                "max_output_tokens": 300,
+            }
+        )
     rng.shuffle(tasks)
     return tasks
 
 
-def run_demo(*, interactive: int = 12, deferrable: int = 24, as_json: bool = False) -> dict[str, Any]:
-    console = Console(stderr=as_json)
+def run_demo(
+    *, interactive: int = 12, deferrable: int = 24, as_json: bool = False
+) -> dict[str, Any]:
+    console = Console(stderr=as_json, width=None if Console().is_terminal else 120)
     from workers.stack import start_stack
 
     with console.status("starting the embedded stack") as status:
@@ -104,13 +129,19 @@ def run_demo(*, interactive: int = 12, deferrable: int = 24, as_json: bool = Fal
             stack.stop()
 
 
-def _follow(console: Console, handles: list[Any], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _follow(
+    console: Console, handles: list[Any], tasks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     from lanes.ports import JobState
 
     pending = {h.job_id: (h, t) for h, t in zip(handles, tasks, strict=True)}
     outcomes: list[dict[str, Any]] = []
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         bars = {
             lane: progress.add_task(f"{lane:<11}", total=sum(1 for t in tasks if t["lane"] == lane))
@@ -136,12 +167,16 @@ def _outcome(record: Any, task: dict[str, Any], *, failed: bool) -> dict[str, An
     prov = result.get("provenance", {})
     usage = result.get("usage", {})
     return {
-        "job_id": record.id, "lane": task["lane"], "state": record.state.value,
-        "served_as": prov.get("lane"), "model": prov.get("model") or task.get("model"),
+        "job_id": record.id,
+        "lane": task["lane"],
+        "state": record.state.value,
+        "served_as": prov.get("lane"),
+        "model": prov.get("model") or task.get("model"),
         "input_tokens": usage.get("input_tokens", 0),
         "cached_input_tokens": usage.get("cached_input_tokens", 0),
         "output_tokens": usage.get("output_tokens", 0),
-        "cost_usd": result.get("cost_usd", "0"), "error": record.error if failed else None,
+        "cost_usd": result.get("cost_usd", "0"),
+        "error": record.error if failed else None,
     }
 
 
@@ -150,16 +185,28 @@ def _print(console: Console, outcomes: list[dict[str, Any]], summary: Any) -> No
     for col in ("job", "lane", "served as", "model", "in tok", "cached", "out tok", "cost $"):
         table.add_column(col, justify="right" if col.endswith(("tok", "cached", "$")) else "left")
     for o in sorted(outcomes, key=lambda o: (o["lane"], o["job_id"])):
-        table.add_row(o["job_id"][:8], o["lane"], str(o.get("served_as") or o["state"]),
-                      str(o.get("model")), str(o.get("input_tokens", "")),
-                      str(o.get("cached_input_tokens", "")), str(o.get("output_tokens", "")),
-                      f"{Decimal(o.get('cost_usd') or 0):.6f}")
+        table.add_row(
+            o["job_id"][:8],
+            o["lane"],
+            str(o.get("served_as") or o["state"]),
+            str(o.get("model")),
+            str(o.get("input_tokens", "")),
+            str(o.get("cached_input_tokens", "")),
+            str(o.get("output_tokens", "")),
+            f"{Decimal(o.get('cost_usd') or 0):.6f}",
+        )
     console.print(table)
     t = summary.total
     totals = Table(title="Totals (from the cost ledger)")
     for col in ("calls", "spend $", "list price $", "saved", "cache hit", "batch share", "errors"):
         totals.add_column(col, justify="right")
-    totals.add_row(str(t.calls), f"{t.cost_usd:.6f}", f"{t.list_cost_usd:.6f}",
-                   f"{t.savings_ratio:.1%}", f"{t.cache_hit_ratio:.1%}", f"{t.batch_share:.1%}",
-                   str(t.errors))
+    totals.add_row(
+        str(t.calls),
+        f"{t.cost_usd:.6f}",
+        f"{t.list_cost_usd:.6f}",
+        f"{t.savings_ratio:.1%}",
+        f"{t.cache_hit_ratio:.1%}",
+        f"{t.batch_share:.1%}",
+        str(t.errors),
+    )
     console.print(totals)
