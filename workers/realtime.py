@@ -8,6 +8,7 @@ including failed ones.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from celery import Task
@@ -76,10 +77,18 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
     provider = task.provider or rt.settings.default_provider
     model = task.model or rt.settings.default_model
     lane = served_lane(job.promoted)
-    request = to_provider_request(task, provider=provider, model=model)
-    facts = {"job_id": job_id, "provider": provider, "model": model, "api": request.api,
-             "lane": lane, "feature": task.feature, "tenant": task.tenant,
-             "attempt": job.attempts + 1}
+    request = replace(to_provider_request(task, provider=provider, model=model),
+                      client_request_id=job_id)
+    facts = {
+        "job_id": job_id,
+        "provider": provider,
+        "model": model,
+        "api": request.api,
+        "lane": lane,
+        "feature": task.feature,
+        "tenant": task.tenant,
+        "attempt": job.attempts + 1,
+    }
     try:
         result = rt.providers.get(provider).call(request)
     except ProviderCallError as exc:
@@ -90,11 +99,18 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
         rt.store.fail(job_id, str(exc))
         return "failed"
     row = rt.ledger.record(
-        CallFacts(usage=result.usage, latency_ms=result.latency_ms,
-                  request_id=result.request_id, **facts)
+        CallFacts(
+            usage=result.usage, latency_ms=result.latency_ms, request_id=result.request_id, **facts
+        )
     )
-    payload = result_payload(result=result, provider=provider, lane=lane, tier=None,
-                             cost_usd=row.cost_usd, promoted=job.promoted)
+    payload = result_payload(
+        result=result,
+        provider=provider,
+        lane=lane,
+        tier=None,
+        cost_usd=row.cost_usd,
+        promoted=job.promoted,
+    )
     return "done" if rt.store.complete(job_id, payload) else "lost-race"
 
 
@@ -106,8 +122,8 @@ def run_realtime(self: Task, job_id: str) -> str:
         # The job is back in `queued`; re-publish after a short backoff. Deadlines stay in
         # SQL: if this message is lost, the watchdog re-publishes from the row.
         rt.store.mark_published([job_id])
-        raise self.retry(countdown=min(2 ** self.request.retries, 30), max_retries=None)
+        raise self.retry(countdown=min(2**self.request.retries, 30), max_retries=None)
     return outcome
 
 
-__all__ = ["run_realtime", "serve", "JobState"]
+__all__ = ["JobState", "run_realtime", "serve"]

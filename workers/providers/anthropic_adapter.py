@@ -53,8 +53,10 @@ class AnthropicProvider:
             # No typed structured-output parameter in this SDK version: ask in a dynamic block
             # placed after every cache breakpoint, so it never invalidates the cached prefix.
             system.append(
-                TextBlock("Reply with only a JSON value matching this JSON schema: "
-                          + json.dumps(request.json_schema, sort_keys=True))
+                TextBlock(
+                    "Reply with only a JSON value matching this JSON schema: "
+                    + json.dumps(request.json_schema, sort_keys=True)
+                )
             )
         body: dict[str, Any] = {
             "model": request.model,
@@ -85,14 +87,19 @@ class AnthropicProvider:
         body = self.build_body(request)
         started = time.perf_counter()
         try:
-            resp = self.client.messages.create(**body)
+            headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
+            resp = self.client.messages.create(**body, extra_headers=headers)
         except anthropic.APIStatusError as exc:
             status = exc.status_code
             kind = (
-                "rate_limit" if status == 429
-                else "auth" if status in (401, 403)
-                else "bad_request" if status in (400, 404, 413, 422)
-                else "overloaded" if status == 529
+                "rate_limit"
+                if status == 429
+                else "auth"
+                if status in (401, 403)
+                else "bad_request"
+                if status in (400, 404, 413, 422)
+                else "overloaded"
+                if status == 529
                 else "server"
             )
             raise ProviderCallError(

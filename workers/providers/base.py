@@ -45,6 +45,8 @@ class ProviderRequest:
     explicit_breakpoints: bool = False
     """OpenAI GPT-5.6+: send `prompt_cache_breakpoint` parts (older models reject them)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None
+    """Sent as `X-Client-Request-Id` so provider-side logs can be matched to the job."""
     cache_segments: tuple[str, ...] = ()
     """`name@tag` of the static segments carried (for per-segment cache hit ratios)."""
 

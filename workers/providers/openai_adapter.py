@@ -121,12 +121,13 @@ class OpenAIProvider:
 
     def call(self, request: ProviderRequest) -> ProviderResult:
         body = self.build_body(request)
+        headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
         started = time.perf_counter()
         try:
             if request.api == "responses":
-                resp: Any = self.client.responses.create(**body)
+                resp: Any = self.client.responses.create(**body, extra_headers=headers)
             else:
-                resp = self.client.chat.completions.create(**body)
+                resp = self.client.chat.completions.create(**body, extra_headers=headers)
         except openai.APIStatusError as exc:
             raise _status_error(exc, self.name, self._secrets) from None
         except openai.APITimeoutError:
@@ -150,12 +151,17 @@ def _with(result: ProviderResult, **changes: Any) -> ProviderResult:
     return replace(result, **changes)
 
 
-def _status_error(exc: openai.APIStatusError, name: str, secrets: tuple[str, ...]) -> ProviderCallError:
+def _status_error(
+    exc: openai.APIStatusError, name: str, secrets: tuple[str, ...]
+) -> ProviderCallError:
     status = exc.status_code
     kind = (
-        "rate_limit" if status == 429
-        else "auth" if status in (401, 403)
-        else "bad_request" if status in (400, 404, 413, 422)
+        "rate_limit"
+        if status == 429
+        else "auth"
+        if status in (401, 403)
+        else "bad_request"
+        if status in (400, 404, 413, 422)
         else "server"
     )
     body = exc.body if isinstance(exc.body, dict) else {}

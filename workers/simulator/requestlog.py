@@ -27,6 +27,8 @@ class LogEntry:
     retry_count: int | None
     """`x-stainless-retry-count`: 0 for the first attempt, 1 for the first retry..."""
     status: int | None = None
+    client_request_id: str | None = None
+    """The caller's `X-Client-Request-Id` (llm-lanes sends the job id) for correlation."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -248,6 +248,7 @@ class SimulatorServer:
             raw_path=request.raw_path, flavor=request.flavor, model=model,
             deployment=request.deployment,
             retry_count=int(retry) if retry and retry.isdigit() else None, status=status,
+            client_request_id=request.headers.get("x-client-request-id"),
         )
 
 
