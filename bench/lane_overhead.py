@@ -18,12 +18,12 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -42,61 +42,63 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print only the JSON report")
     args = ap.parse_args()
 
-    from celery.contrib.testing.worker import start_worker
-    from kombu import Queue
+    import os
+    import subprocess
 
-    import lanes
-    from lanes import names
-    from lanes.settings import load_settings
-    from workers.celery_app import app, configure
-    from workers.embedded import start_private_redis
-    from workers.runtime import Runtime, set_runtime
-    from workers.simulator.server import SimulatorServer
+    import redis as redis_lib
 
     say = (lambda *_a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    from workers.embedded import free_port, start_private_redis
+
     tmp = tempfile.mkdtemp(prefix="lanes-bench-")
     redis = start_private_redis(use_env=False)
-    sim = SimulatorServer().start()
-    settings = load_settings(
-        redis_url=redis.url, database_url=f"sqlite:///{tmp}/bench.db",
-        openai_base_url=sim.openai_base_url, openai_api_key="sk-bench", worker_concurrency=8,
-    )
-    configure(app, settings)
-    app.conf.task_queues = [*app.conf.task_queues, Queue("bench.noop", routing_key="bench.noop")]
-    started_at: dict[str, float] = {}
-    lock = threading.Lock()
-
-    @app.task(name="bench.noop")
-    def noop(key: str) -> None:
-        now = time.time()
-        with lock:
-            started_at[key] = now
-
-    import workers.realtime  # noqa: F401
-
-    rt = Runtime(settings=settings, app=app)
-    set_runtime(rt)
-    rt.store  # create the schema before timing  # noqa: B018
-    task = {"messages": [{"role": "user", "content": "ping"}], "max_output_tokens": 8,
-            "provider": "openai", "model": "gpt-5.4-nano", "feature": "bench"}
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "LLM_LANES_REDIS_URL": redis.url,
+        "LLM_LANES_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+        "LLM_LANES_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "LLM_LANES_OPENAI_API_KEY": "sk-bench-local",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+    })
+    os.environ.update(env)
+    procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {}
     try:
-        with start_worker(app, pool="threads", concurrency=8, perform_ping_check=False,
-                          loglevel="ERROR", queues=[*names.REALTIME_QUEUES, "bench.noop"]):
-            # Warm both paths (connections, SQLite schema, SDK client).
-            _bare(app, started_at, 20, rate=None)
-            _lanes(lanes, sim, task, 20, rate=None)
-            sim.reset()
-            for phase, rate, count in (("idle", None, args.idle),
-                                       ("load", args.rate, int(args.rate * args.seconds))):
-                say(f"[{phase}] bare celery: {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
-                bare = _bare(app, started_at, count, rate=rate)
-                say(f"[{phase}] llm-lanes:   {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
-                lane = _lanes(lanes, sim, task, count, rate=rate)
-                results[phase] = _summary(bare, lane)
+        # The provider is another process, as a real provider would be remote.
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "workers.simulator", "--port", str(port), "--no-batch"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        sim = SimLog(f"http://127.0.0.1:{port}")
+        _wait(sim.healthy, timeout=30)
+        # One realtime worker process serves both the bare task and the lane (same queue).
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+             "-Q", "lanes.promoted,lanes.interactive", "-P", "threads", "-c", "8",
+             "-I", "bench_noop", "--without-mingle", "--without-gossip", "-l", "ERROR"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        import lanes
+        from workers.celery_app import app
+
+        client = redis_lib.Redis.from_url(redis.url)
+        _wait(lambda: bool(app.control.ping(timeout=0.5)), timeout=60)
+        task = {"messages": [{"role": "user", "content": "ping"}], "max_output_tokens": 8,
+                "provider": "openai", "model": "gpt-5.4-nano", "feature": "bench"}
+        say("warming up both paths")
+        _bare(app, client, 30, rate=None)
+        _lanes(lanes, sim, task, 30, rate=None)
+        for phase, rate, count in (("idle", None, args.idle),
+                                   ("load", args.rate, int(args.rate * args.seconds))):
+            say(f"[{phase}] bare celery: {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
+            bare = _bare(app, client, count, rate=rate)
+            say(f"[{phase}] llm-lanes:   {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
+            lane = _lanes(lanes, sim, task, count, rate=rate)
+            results[phase] = _summary(bare, lane)
     finally:
-        set_runtime(None)
-        sim.stop()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
         redis.stop()
     report = {"benchmark": "lane_overhead", "unit": "ms", "target": "lanes p99 <= 2x bare p99",
               **results}
@@ -106,7 +108,34 @@ def main() -> int:
     return 0
 
 
-def _bare(app: Any, started_at: dict[str, float], count: int, *, rate: float | None) -> list[float]:
+class SimLog:
+    """Reads the simulator's request log over its control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.cursor = 0
+
+    def healthy(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url + "/_sim/health", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def new_entries(self) -> list[dict[str, Any]]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/_sim/requests?since={self.cursor}", timeout=5) as r:
+            data = json.loads(r.read())
+        entries = data["requests"] if isinstance(data, dict) else data
+        if entries:
+            self.cursor = entries[-1]["seq"]
+        return entries
+
+
+def _bare(app: Any, client: Any, count: int, *, rate: float | None) -> list[float]:
     sent: dict[str, float] = {}
     t_next = time.perf_counter()
     for i in range(count):
@@ -115,23 +144,25 @@ def _bare(app: Any, started_at: dict[str, float], count: int, *, rate: float | N
             _pace(t_next)
         key = f"b{time.time_ns()}-{i}"
         sent[key] = time.time()
-        app.send_task("bench.noop", args=[key], queue="bench.noop", routing_key="bench.noop")
+        app.send_task("bench.noop", args=[key], queue="lanes.interactive",
+                      routing_key="lanes.interactive")
         if rate is None:
-            _wait(lambda k=key: k in started_at)
-    _wait(lambda: all(k in started_at for k in sent), timeout=120)
-    return [(started_at[k] - sent[k]) * 1000 for k in sent]
+            _wait(lambda k=key: client.hexists("bench:noop", k))
+    _wait(lambda: client.hlen("bench:noop") >= len(sent) and all(
+        v is not None for v in client.hmget("bench:noop", list(sent))), timeout=120)
+    started = dict(zip(sent, client.hmget("bench:noop", list(sent)), strict=True))
+    client.delete("bench:noop")
+    return [(float(started[k]) - sent[k]) * 1000 for k in sent]
 
 
-def _lanes(lanes: Any, sim: Any, task: dict[str, Any], count: int, *, rate: float | None) -> list[float]:
+def _lanes(lanes: Any, sim: SimLog, task: dict[str, Any], count: int, *, rate: float | None) -> list[float]:
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
-    cursor = [sim.log.last_seq]
 
     def collect() -> None:
-        for entry in sim.log.since(cursor[0]):
-            cursor[0] = entry.seq
-            if entry.client_request_id:
-                seen.setdefault(entry.client_request_id, entry.received_at)
+        for entry in sim.new_entries():
+            if entry.get("client_request_id"):
+                seen.setdefault(entry["client_request_id"], entry["received_at"])
 
     t_next = time.perf_counter()
     for _ in range(count):

@@ -7,6 +7,7 @@ second worker's update matches no row, so the first result wins and nothing is d
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,16 @@ NON_FINAL = (
     JobState.PROMOTED,
     JobState.RUNNING,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: str
+    task: LLMTask
+    promoted: bool
+    attempts: int
+    """Attempts including this one."""
+    lane: Lane
 
 
 def _record(job: Job, *, created: bool = True) -> JobRecord:
@@ -158,6 +169,32 @@ class SqlJobStore:
             session.commit()
             return res.rowcount == 1  # type: ignore[attr-defined]
 
+    def claim(self, job_id: str) -> ClaimedJob | None:
+        """Claim a queued/promoted job for running and load its task, in one round trip.
+
+        `UPDATE ... RETURNING` keeps the hot path of the realtime lane to a single statement;
+        None means another copy of the message got there first (or the job is final).
+        """
+        now = utcnow()
+        stmt = (
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.state.in_([JobState.QUEUED.value, JobState.PROMOTED.value]),
+            )
+            .values(state=JobState.RUNNING.value, started_at=now, updated_at=now,
+                    attempts=Job.attempts + 1)
+            .returning(Job.payload, Job.promoted, Job.attempts, Job.lane)
+        )
+        with Session(self.engine) as session:
+            row = session.execute(stmt).first()
+            session.commit()
+        if row is None:
+            return None
+        payload, promoted, attempts, lane = row
+        return ClaimedJob(id=job_id, task=LLMTask.model_validate(payload), promoted=bool(promoted),
+                          attempts=int(attempts), lane=Lane(lane))
+
     def claim_for_run(self, job_id: str) -> bool:
         return self.transition(
             job_id,
@@ -167,8 +204,16 @@ class SqlJobStore:
             attempts=Job.attempts + 1,
         )
 
-    def complete(self, job_id: str, result: dict[str, Any], *, expected: Iterable[JobState] = (JobState.RUNNING,)) -> bool:
-        return self.transition(job_id, expected=expected, to=JobState.DONE, result=result, error=None)
+    def complete(
+        self,
+        job_id: str,
+        result: dict[str, Any],
+        *,
+        expected: Iterable[JobState] = (JobState.RUNNING,),
+    ) -> bool:
+        return self.transition(
+            job_id, expected=expected, to=JobState.DONE, result=result, error=None
+        )
 
     def fail(self, job_id: str, reason: str, *, expected: Iterable[JobState] = NON_FINAL) -> bool:
         return self.transition(job_id, expected=expected, to=JobState.FAILED, error=reason[:2000])
@@ -176,7 +221,10 @@ class SqlJobStore:
     def release(self, job_id: str, *, reason: str) -> bool:
         """Give a running job back to the queue (retryable failure); keeps the last error."""
         return self.transition(
-            job_id, expected=(JobState.RUNNING,), to=JobState.QUEUED, error=reason[:2000],
+            job_id,
+            expected=(JobState.RUNNING,),
+            to=JobState.QUEUED,
+            error=reason[:2000],
             last_published_at=utcnow(),
         )
 
@@ -227,7 +275,9 @@ class SqlJobStore:
         from sqlalchemy import func
 
         with Session(self.engine) as session:
-            rows = session.execute(select(Job.lane, Job.state, func.count()).group_by(Job.lane, Job.state))
+            rows = session.execute(
+                select(Job.lane, Job.state, func.count()).group_by(Job.lane, Job.state)
+            )
             return {f"{lane}:{state}": n for lane, state, n in rows}
 
     def _update(self, job_ids: Sequence[str], values: dict[str, Any]) -> None:

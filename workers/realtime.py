@@ -67,13 +67,13 @@ def result_payload(
 
 def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
     """Run one job; returns what happened (for logs and tests)."""
-    loaded = rt.store.load(job_id)
-    if loaded is None:
-        log.error("job %s: message without a row; dropped", job_id)
-        return "missing"
-    job, task = loaded
-    if not rt.store.claim_for_run(job_id):
+    job = rt.store.claim(job_id)
+    if job is None:
+        if rt.store.get_job(job_id) is None:
+            log.error("job %s: message without a row; dropped", job_id)
+            return "missing"
         return "skipped"
+    task = job.task
     provider = task.provider or rt.settings.default_provider
     model = task.model or rt.settings.default_model
     lane = served_lane(job.promoted)
@@ -87,13 +87,13 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
         "lane": lane,
         "feature": task.feature,
         "tenant": task.tenant,
-        "attempt": job.attempts + 1,
+        "attempt": job.attempts,
     }
     try:
         result = rt.providers.get(provider).call(request)
     except ProviderCallError as exc:
         rt.ledger.record(CallFacts(usage=Usage(), status="error", error_kind=exc.kind, **facts))
-        if exc.retryable and job.attempts + 1 < rt.settings.job_max_attempts:
+        if exc.retryable and job.attempts < rt.settings.job_max_attempts:
             rt.store.release(job_id, reason=str(exc))
             return "retry"
         rt.store.fail(job_id, str(exc))

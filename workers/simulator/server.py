@@ -271,6 +271,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms per response). Real providers do not behave like that.
+    disable_nagle_algorithm = True
     server: _HTTPServer
     _received_at = 0.0
 
