@@ -160,13 +160,13 @@ class SqlJobStore:
         values.setdefault("updated_at", now)
         if to.final:
             values.setdefault("finished_at", now)
-        with Session(self.engine) as session:
-            res = session.execute(
+        # Core connection, not an ORM session: this is on every job's hot path.
+        with self.engine.begin() as conn:
+            res = conn.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.state.in_([s.value for s in expected]))  # type: ignore[attr-defined]
                 .values(state=to.value, **values)
             )
-            session.commit()
             return res.rowcount == 1  # type: ignore[attr-defined]
 
     def claim(self, job_id: str) -> ClaimedJob | None:
@@ -186,9 +186,8 @@ class SqlJobStore:
                     attempts=Job.attempts + 1)
             .returning(Job.payload, Job.promoted, Job.attempts, Job.lane)
         )
-        with Session(self.engine) as session:
-            row = session.execute(stmt).first()
-            session.commit()
+        with self.engine.begin() as conn:
+            row = conn.execute(stmt).first()
         if row is None:
             return None
         payload, promoted, attempts, lane = row

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
 from lanes.usage import Usage
@@ -58,10 +58,14 @@ class Ledger:
             return Decimal(0), Decimal(0), "unpriced"
         try:
             cost = self.prices.cost(
-                provider=facts.provider, model=facts.model, usage=facts.usage,
+                provider=facts.provider,
+                model=facts.model,
+                usage=facts.usage,
                 batch=facts.batch_priced,
             )
-            plain = Usage(input_tokens=facts.usage.input_tokens, output_tokens=facts.usage.output_tokens)
+            plain = Usage(
+                input_tokens=facts.usage.input_tokens, output_tokens=facts.usage.output_tokens
+            )
             listed = self.prices.cost(provider=facts.provider, model=facts.model, usage=plain)
         except Exception as exc:  # unknown model: keep the row, flag it as unpriced
             log.warning("unpriced call %s/%s: %s", facts.provider, facts.model, exc)
@@ -99,11 +103,10 @@ class Ledger:
 
     def record(self, facts: CallFacts) -> Call:
         row = self.row(facts)
-        with Session(self.engine) as session:
-            session.add(row)
-            session.commit()
-            session.refresh(row)
-            session.expunge(row)
+        values = row.model_dump(exclude={"id"})
+        # Core insert: one statement on the hot path instead of add/flush/refresh.
+        with self.engine.begin() as conn:
+            row.id = conn.execute(insert(Call).values(**values).returning(Call.id)).scalar_one()
         return row
 
     def record_many(self, facts: Sequence[CallFacts]) -> int:
@@ -127,8 +130,12 @@ class Ledger:
         with Session(self.engine) as session:
             session.add(
                 Escalation(
-                    job_id=job_id, feature=feature, from_tier=from_tier, to_tier=to_tier,
-                    reason=reason, detail=(detail or "")[:1000] or None,
+                    job_id=job_id,
+                    feature=feature,
+                    from_tier=from_tier,
+                    to_tier=to_tier,
+                    reason=reason,
+                    detail=(detail or "")[:1000] or None,
                     discarded_cost_usd=discarded_cost_usd,
                 )
             )

@@ -88,7 +88,7 @@ class AnthropicProvider:
         started = time.perf_counter()
         try:
             headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
-            resp = self.client.messages.create(**body, extra_headers=headers)
+            resp = self.client.messages.with_raw_response.create(**body, extra_headers=headers)
         except anthropic.APIStatusError as exc:
             status = exc.status_code
             kind = (
@@ -118,5 +118,5 @@ class AnthropicProvider:
                 "anthropic: connection failed", kind="connection", retryable=True
             ) from None
         latency = (time.perf_counter() - started) * 1000
-        result = self.parse_body("messages", resp.to_dict())
-        return replace(result, latency_ms=latency, request_id=getattr(resp, "_request_id", None))
+        result = self.parse_body("messages", json.loads(resp.http_response.content))
+        return replace(result, latency_ms=latency, request_id=resp.headers.get("request-id"))

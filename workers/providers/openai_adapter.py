@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -124,10 +125,16 @@ class OpenAIProvider:
         headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
         started = time.perf_counter()
         try:
+            # Raw responses: we parse the JSON once into our own result instead of having
+            # the SDK build its pydantic models first (measurable on the realtime hot path).
             if request.api == "responses":
-                resp: Any = self.client.responses.create(**body, extra_headers=headers)
+                resp: Any = self.client.responses.with_raw_response.create(
+                    **body, extra_headers=headers
+                )
             else:
-                resp = self.client.chat.completions.create(**body, extra_headers=headers)
+                resp = self.client.chat.completions.with_raw_response.create(
+                    **body, extra_headers=headers
+                )
         except openai.APIStatusError as exc:
             raise _status_error(exc, self.name, self._secrets) from None
         except openai.APITimeoutError:
@@ -141,8 +148,8 @@ class OpenAIProvider:
                 retryable=True,
             ) from None
         latency = (time.perf_counter() - started) * 1000
-        result = self.parse_body(request.api, resp.to_dict())
-        return _with(result, latency_ms=latency, request_id=getattr(resp, "_request_id", None))
+        result = self.parse_body(request.api, json.loads(resp.http_response.content))
+        return _with(result, latency_ms=latency, request_id=resp.headers.get("x-request-id"))
 
 
 def _with(result: ProviderResult, **changes: Any) -> ProviderResult:
