@@ -31,7 +31,7 @@ def log(msg: str) -> None:
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs on whatever python3 is installed
         sys.exit(f"llm-lanes needs Python 3.11+, this is {sys.version.split()[0]}")
     if not PY.exists():
         log(f"creating {VENV}")

@@ -24,7 +24,10 @@ from lanes.errors import (
 from lanes.ports import Clock, Dispatch, JobRecord, JobState, JobStore, NewJob, Publisher
 from lanes.task import Lane, LLMTask, validate_task
 
-QUEUE_FOR_LANE = {Lane.INTERACTIVE: names.QUEUE_INTERACTIVE, Lane.DEFERRABLE: names.QUEUE_DEFERRABLE}
+QUEUE_FOR_LANE = {
+    Lane.INTERACTIVE: names.QUEUE_INTERACTIVE,
+    Lane.DEFERRABLE: names.QUEUE_DEFERRABLE,
+}
 
 
 def new_job_id() -> str:
@@ -69,7 +72,9 @@ class JobHandle:
                 raise ResultTimeoutError(
                     f"job {self.job_id} still {record.state.value} after {timeout}s"
                 )
-            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            time.sleep(
+                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            )
             delay = min(delay * 1.5, 0.5)
 
 

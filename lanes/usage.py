@@ -26,8 +26,13 @@ class Usage:
     output_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "cached_input_tokens", "cache_write_tokens",
-                     "cache_write_long_tokens", "output_tokens"):
+        for name in (
+            "input_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "cache_write_long_tokens",
+            "output_tokens",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0")
         if self.cached_input_tokens + self.cache_write_tokens > self.input_tokens:

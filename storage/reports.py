@@ -76,10 +76,16 @@ class Summary:
 def summarize(engine: Engine, *, since: datetime | None = None) -> Summary:
     """Aggregated in SQL (GROUP BY feature, lane), so it stays cheap on a large ledger."""
     stmt = select(
-        Call.feature, Call.lane, Call.status,
-        func.count(), func.sum(Call.input_tokens), func.sum(Call.cached_input_tokens),
-        func.sum(Call.cache_write_tokens), func.sum(Call.output_tokens),
-        func.sum(Call.cost_usd), func.sum(Call.list_cost_usd),
+        Call.feature,
+        Call.lane,
+        Call.status,
+        func.count(),
+        func.sum(Call.input_tokens),
+        func.sum(Call.cached_input_tokens),
+        func.sum(Call.cache_write_tokens),
+        func.sum(Call.output_tokens),
+        func.sum(Call.cost_usd),
+        func.sum(Call.list_cost_usd),
     ).group_by(Call.feature, Call.lane, Call.status)
     esc = select(Escalation.reason, func.count()).group_by(Escalation.reason)
     if since is not None:
@@ -89,7 +95,9 @@ def summarize(engine: Engine, *, since: datetime | None = None) -> Summary:
     feats: dict[str, Slice] = defaultdict(Slice)
     lanes: dict[str, Slice] = defaultdict(Slice)
     with Session(engine) as session:
-        for feature, lane, status, n, inp, cached, writes, out, cost, listed in session.execute(stmt):
+        for feature, lane, status, n, inp, cached, writes, out, cost, listed in session.execute(
+            stmt
+        ):
             for target in (summary.total, feats[feature], lanes[lane]):
                 target.calls += n
                 target.errors += n if status != "ok" else 0

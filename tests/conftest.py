@@ -3,6 +3,7 @@ Celery worker (threads pool), SQLite files and a private PostgreSQL database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,13 +77,11 @@ def celery_app_configured(redis_url: str, simulator: object):  # type: ignore[no
 
     settings = load_settings(redis_url=redis_url, **_sim_settings(simulator))
     configure(app, settings)
-    import workers.realtime  # noqa: F401  (registers tasks)
-    import workers.watchdog  # noqa: F401
+    import workers.realtime
+    import workers.watchdog
 
-    try:
+    with contextlib.suppress(ImportError):
         import workers.accumulator  # noqa: F401
-    except ImportError:
-        pass
     return app
 
 
@@ -128,7 +127,9 @@ def lane_runtime(celery_app_configured, simulator, database_url, redis_url):  # 
     from lanes.settings import load_settings
     from workers.runtime import Runtime, set_runtime
 
-    settings = load_settings(redis_url=redis_url, database_url=database_url, **_sim_settings(simulator))
+    settings = load_settings(
+        redis_url=redis_url, database_url=database_url, **_sim_settings(simulator)
+    )
     client = redis.Redis.from_url(redis_url)
     client.delete(*names.ALL_QUEUES)
     client.close()
@@ -150,8 +151,11 @@ def sqlite_runtime(tmp_path, celery_app_configured, simulator, redis_url):  # ty
     from lanes.settings import load_settings
     from workers.runtime import Runtime, set_runtime
 
-    settings = load_settings(redis_url=redis_url, database_url=f"sqlite:///{tmp_path / 'l.db'}",
-                             **_sim_settings(simulator))
+    settings = load_settings(
+        redis_url=redis_url,
+        database_url=f"sqlite:///{tmp_path / 'l.db'}",
+        **_sim_settings(simulator),
+    )
     client = redis.Redis.from_url(redis_url)
     client.delete(*names.ALL_QUEUES)
     client.close()

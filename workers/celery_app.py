@@ -1,8 +1,8 @@
 """The one module that configures Celery (see design.md, "Celery settings", for the why).
 
-    celery -A workers.celery_app worker -Q lanes.promoted,lanes.interactive -P threads
-    celery -A workers.celery_app worker -Q lanes.deferrable,lanes.control -P threads
-    celery -A workers.celery_app beat        # exactly ONE beat per deployment
+celery -A workers.celery_app worker -Q lanes.promoted,lanes.interactive -P threads
+celery -A workers.celery_app worker -Q lanes.deferrable,lanes.control -P threads
+celery -A workers.celery_app beat        # exactly ONE beat per deployment
 """
 
 from __future__ import annotations

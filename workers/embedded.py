@@ -77,9 +77,25 @@ def start_private_redis(*, use_env: bool = True, timeout_s: float = 15.0) -> Pri
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="llm-lanes-redis-")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--daemonize", "no", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -90,8 +106,9 @@ def start_private_redis(*, use_env: bool = True, timeout_s: float = 15.0) -> Pri
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
-                    return PrivateRedis(url=f"redis://127.0.0.1:{port}/0", process=proc,
-                                        workdir=workdir, owned=True)
+                    return PrivateRedis(
+                        url=f"redis://127.0.0.1:{port}/0", process=proc, workdir=workdir, owned=True
+                    )
         except OSError:
             time.sleep(0.02)
     proc.kill()

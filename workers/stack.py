@@ -93,19 +93,65 @@ def start_stack(
     try:
         if workers:
             progress("starting workers")
-            stack.processes.append(_spawn(celery_cmd(
-                "worker", "-Q", ",".join(names.REALTIME_QUEUES), "-P", "threads", "-c", "8",
-                "-n", "realtime@%h", "--without-mingle", "--without-gossip", "-l", "WARNING",
-            ), env, workdir, "realtime"))
-            stack.processes.append(_spawn(celery_cmd(
-                "worker", "-Q", f"{names.QUEUE_DEFERRABLE},{names.QUEUE_CONTROL}", "-P", "threads",
-                "-c", "4", "-n", "deferrable@%h", "--without-mingle", "--without-gossip",
-                "-l", "WARNING",
-            ), env, workdir, "deferrable"))
+            stack.processes.append(
+                _spawn(
+                    celery_cmd(
+                        "worker",
+                        "-Q",
+                        ",".join(names.REALTIME_QUEUES),
+                        "-P",
+                        "threads",
+                        "-c",
+                        "8",
+                        "-n",
+                        "realtime@%h",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "WARNING",
+                    ),
+                    env,
+                    workdir,
+                    "realtime",
+                )
+            )
+            stack.processes.append(
+                _spawn(
+                    celery_cmd(
+                        "worker",
+                        "-Q",
+                        f"{names.QUEUE_DEFERRABLE},{names.QUEUE_CONTROL}",
+                        "-P",
+                        "threads",
+                        "-c",
+                        "4",
+                        "-n",
+                        "deferrable@%h",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "WARNING",
+                    ),
+                    env,
+                    workdir,
+                    "deferrable",
+                )
+            )
         if beat:
-            stack.processes.append(_spawn(celery_cmd(
-                "beat", "-s", str(Path(workdir) / "beat-schedule"), "-l", "WARNING",
-            ), env, workdir, "beat"))
+            stack.processes.append(
+                _spawn(
+                    celery_cmd(
+                        "beat",
+                        "-s",
+                        str(Path(workdir) / "beat-schedule"),
+                        "-l",
+                        "WARNING",
+                    ),
+                    env,
+                    workdir,
+                    "beat",
+                )
+            )
         if workers:
             _wait_for_workers(env, expected=2)
     except BaseException:
@@ -127,8 +173,7 @@ def _start_simulator(cls: Any, *, time_scale: float, latency_ms: float | None) -
 
 def _spawn(cmd: list[str], env: dict[str, str], workdir: str, name: str) -> subprocess.Popen[bytes]:
     log = open(Path(workdir) / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the child
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=os.getcwd())
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=os.getcwd())
 
 
 def _wait_for_workers(env: dict[str, str], *, expected: int, timeout_s: float = 60.0) -> None:

@@ -50,8 +50,9 @@ def sweep(rt: Runtime) -> WatchdogReport:
     dispatches: list[Dispatch] = []
 
     for job in store.near_deadline(within=promotion_window(rt)):
-        if store.transition(job.id, expected=(JobState(job.state),), to=JobState.PROMOTED,
-                            promoted=True):
+        if store.transition(
+            job.id, expected=(JobState(job.state),), to=JobState.PROMOTED, promoted=True
+        ):
             report.promoted.append(job.id)
             dispatches.append(Dispatch(job.id, names.QUEUE_PROMOTED))
 
@@ -76,7 +77,9 @@ def sweep(rt: Runtime) -> WatchdogReport:
     if report.promoted or report.republished or report.released or report.failed:
         log.warning(
             "watchdog: promoted=%d republished=%d released=%d failed=%d",
-            len(report.promoted), len(report.republished), len(report.released),
+            len(report.promoted),
+            len(report.republished),
+            len(report.released),
             len(report.failed),
         )
     return report

@@ -96,8 +96,9 @@ def test_ledger_rows_keep_exact_decimal_costs(store: SqlJobStore) -> None:
 
     ledger = Ledger(store.engine, PriceTable())
     usage = Usage(input_tokens=12_345, cached_input_tokens=10_240, output_tokens=777)
-    row = ledger.record(CallFacts(provider="openai", model="gpt-5.4", lane="interactive",
-                                  usage=usage, job_id=None))
+    row = ledger.record(
+        CallFacts(provider="openai", model="gpt-5.4", lane="interactive", usage=usage, job_id=None)
+    )
     with Session(store.engine) as s:
         back = s.get(Call, row.id)
         assert back is not None

@@ -33,4 +33,6 @@ def test_compose_schema_rejects_a_broken_file() -> None:
     if not schema_path.exists():
         pytest.skip("shared/reference/compose-spec.json not present")
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"services": {"x": {"ports": {"bad": 1}}}}, json.loads(schema_path.read_text()))
+        jsonschema.validate(
+            {"services": {"x": {"ports": {"bad": 1}}}}, json.loads(schema_path.read_text())
+        )

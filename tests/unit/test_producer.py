@@ -12,7 +12,11 @@ from lanes.producer import Producer
 
 def make(fail_publish: bool = False) -> tuple[Producer, MemoryJobStore, MemoryPublisher]:
     store, pub = MemoryJobStore(), MemoryPublisher(fail=fail_publish)
-    return Producer(store=store, publisher=pub, clock=ManualClock(), default_max_delay_s=60), store, pub
+    return (
+        Producer(store=store, publisher=pub, clock=ManualClock(), default_max_delay_s=60),
+        store,
+        pub,
+    )
 
 
 def task(key: str | None = None, lane: str = "interactive") -> dict[str, object]:
@@ -36,7 +40,7 @@ def test_duplicate_keys_inside_one_bulk_call_collapse() -> None:
 
 
 def test_publish_failure_keeps_rows_queued_and_names_jobs() -> None:
-    prod, store, pub = make(fail_publish=True)
+    prod, store, _ = make(fail_publish=True)
     with pytest.raises(PublishError) as info:
         prod.enqueue_many([task(), task(lane="deferrable")])
     ids = info.value.job_ids

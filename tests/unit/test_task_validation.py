@@ -48,12 +48,18 @@ def valid_task(**overrides: Any) -> dict[str, Any]:
 
 def producer() -> tuple[Producer, MemoryJobStore, MemoryPublisher]:
     store, pub = MemoryJobStore(), MemoryPublisher()
-    return Producer(store=store, publisher=pub, clock=ManualClock(), default_max_delay_s=3600), store, pub
+    return (
+        Producer(store=store, publisher=pub, clock=ManualClock(), default_max_delay_s=3600),
+        store,
+        pub,
+    )
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.sets(st.sampled_from(sorted(CORRUPTIONS)), min_size=1, max_size=5), st.integers(0, 4))
-def test_every_invalid_task_is_rejected_naming_each_field(corruptions: set[str], position: int) -> None:
+def test_every_invalid_task_is_rejected_naming_each_field(
+    corruptions: set[str], position: int
+) -> None:
     bad = valid_task()
     # Emptying the list removes message 0, so its own corruptions cannot be reported then.
     for name in sorted(corruptions, key=lambda n: n == "no_messages"):
@@ -81,15 +87,31 @@ def test_every_invalid_task_is_rejected_naming_each_field(corruptions: set[str],
     ("overrides", "field", "reason"),
     [
         ({"lane": "interactive", "max_delay_s": 60}, "max_delay_s", "only deferrable"),
-        ({"lane": "deferrable", "max_delay_s": 60,
-          "deadline": datetime.now(UTC) + timedelta(hours=2)}, "max_delay_s", "not both"),
-        ({"lane": "deferrable", "deadline": datetime.now(UTC) - timedelta(hours=1)}, "deadline", "past"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
-         "messages", "last message"),
+        (
+            {
+                "lane": "deferrable",
+                "max_delay_s": 60,
+                "deadline": datetime.now(UTC) + timedelta(hours=2),
+            },
+            "max_delay_s",
+            "not both",
+        ),
+        (
+            {"lane": "deferrable", "deadline": datetime.now(UTC) - timedelta(hours=1)},
+            "deadline",
+            "past",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+            "messages",
+            "last message",
+        ),
         ({"provider": "anthropic", "api": "responses"}, "api", "Anthropic"),
     ],
 )
-def test_cross_field_rules_name_field_and_reason(overrides: dict[str, Any], field: str, reason: str) -> None:
+def test_cross_field_rules_name_field_and_reason(
+    overrides: dict[str, Any], field: str, reason: str
+) -> None:
     prod, store, pub = producer()
     with pytest.raises(TaskValidationError) as info:
         prod.enqueue(valid_task(**overrides))
@@ -105,13 +127,23 @@ def test_cross_field_rules_name_field_and_reason(overrides: dict[str, Any], fiel
     lane=st.sampled_from(["interactive", "deferrable"]),
     feature=st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True),
 )
-def test_valid_tasks_are_accepted_and_published_once(content: str, tokens: int, lane: str, feature: str) -> None:
+def test_valid_tasks_are_accepted_and_published_once(
+    content: str, tokens: int, lane: str, feature: str
+) -> None:
     prod, store, pub = producer()
-    handle = prod.enqueue(valid_task(messages=[{"role": "user", "content": content}],
-                                     max_output_tokens=tokens, lane=lane, feature=feature))
+    handle = prod.enqueue(
+        valid_task(
+            messages=[{"role": "user", "content": content}],
+            max_output_tokens=tokens,
+            lane=lane,
+            feature=feature,
+        )
+    )
     assert list(store.jobs) == [handle.job_id]
     assert [d.job_id for d in pub.sent] == [handle.job_id]
-    assert pub.sent[0].queue == ("lanes.interactive" if lane == "interactive" else "lanes.deferrable")
+    assert pub.sent[0].queue == (
+        "lanes.interactive" if lane == "interactive" else "lanes.deferrable"
+    )
 
 
 def test_deferrable_deadline_defaults_to_max_delay() -> None:
