@@ -155,3 +155,23 @@ def test_publish_failure_is_recovered_by_the_watchdog(sqlite_runtime, celery_wor
     report = sweep(rt)
     assert job_id in report.republished
     assert lanes.get_job(job_id).result(timeout=30)["text"]
+
+
+def test_invalid_bulk_enqueue_writes_no_row_and_publishes_nothing(lane_runtime):  # type: ignore[no-untyped-def]
+    import redis
+
+    rt = lane_runtime
+    good = {"messages": [{"role": "user", "content": "fine"}]}
+    bad = {"messages": [{"role": "user", "content": "x"}], "max_output_tokens": -3,
+           "feature": "no spaces allowed"}
+    with pytest.raises(lanes.TaskValidationError) as info:
+        lanes.enqueue_many([good, good, bad])
+    assert info.value.index == 2
+    assert set(info.value.fields) == {"max_output_tokens", "feature"}
+    with Session(rt.engine) as s:
+        assert list(s.exec(select(Job))) == []
+    client = redis.Redis.from_url(rt.app.conf.broker_url)
+    try:
+        assert all(client.llen(q) == 0 for q in names.ALL_QUEUES)
+    finally:
+        client.close()
