@@ -68,6 +68,57 @@ class LanesSettings(BaseSettings):
     housekeeping_interval_s: float = Field(default=15.0, gt=0, le=3600)
     """Beat period of the watchdog, the batch flusher and the batch poller."""
 
+    # ---- deferrable lane: batching (accumulator, flush, poll) -- owned by the batch lane ----
+    batching_disabled: bool = False
+    """Emergency switch: no new batches; new and buffered deferrable jobs go to realtime."""
+    batch_max_wait_s: float = Field(default=600.0, gt=0)
+    """Flush a group once its oldest buffered task has waited this long."""
+    batch_turnaround_s: float = Field(default=4 * 3600.0, gt=0)
+    """Expected submit-to-results time; a member whose deadline is closer (plus the
+    promotion margin) forces a flush, and an expired line is re-batched only if it fits."""
+    batch_min_requests: int = Field(default=1, ge=1)
+    """Smallest batch the age or deadline triggers will submit."""
+    batch_openai_max_requests: int = Field(default=50_000, ge=1, le=50_000)
+    batch_openai_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    batch_azure_max_requests: int = Field(default=100_000, ge=1, le=100_000)
+    batch_azure_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    batch_anthropic_max_requests: int = Field(default=100_000, ge=1, le=100_000)
+    batch_anthropic_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    batch_max_line_retries: int = Field(default=2, ge=0, le=20)
+    """Errored batch lines are re-batched this many times, then the job fails."""
+    batch_poll_min_s: float = Field(default=30.0, gt=0)
+    batch_poll_max_s: float = Field(default=600.0, gt=0)
+    """Poll backoff of an open batch: doubles from min to max (Azure asks for >= 60 s)."""
+    batch_submit_stale_s: float = Field(default=300.0, gt=0)
+    """A batch left `submitting` this long (crashed flush) is reconciled by the next flush."""
+    # ---- end of the batching block ------------------------------------------------------------
+
+    # ---- prompt caching: segment and spend alerts, batch warm-up -- owned by the caching lever --
+    cache_alert_min_hit_ratio: float = Field(default=0.5, ge=0, le=1)
+    """A static segment whose hit ratio stays below this over the window raises an alert."""
+    cache_alert_metric: Literal["tokens", "calls"] = "calls"
+    """Hit ratio used by that alert: cached/input tokens, or the share of calls that read the
+    cache (use "calls" when the dynamic part dwarfs the static prefix)."""
+    cache_alert_min_calls: int = Field(default=20, ge=1)
+    """Segment alerts need at least this many calls in the window (no alerts on noise)."""
+    cache_alert_window_s: float = Field(default=24 * 3600.0, gt=0)
+    alert_cooldown_s: float = Field(default=6 * 3600.0, ge=0)
+    """The same alert key is not raised again within this time."""
+    alert_check_interval_s: float = Field(default=300.0, ge=0)
+    """Watchdog ticks evaluate alerts at most this often per process (the queries scan the
+    window)."""
+    spend_alert_daily_usd: float | None = Field(default=None, gt=0)
+    """Alert when today's (UTC) total spend exceeds this. Unset: off."""
+    spend_alert_feature_daily_usd: float | None = Field(default=None, gt=0)
+    """Alert when one feature's spend today (UTC) exceeds this. Unset: off."""
+    spend_alert_feature_limits: dict[str, float] = Field(default_factory=dict)
+    """Per-feature limits overriding the one above, as JSON: {"search": 50, "chat": 200}."""
+    cache_warmup_enabled: bool = True
+    """Send one realtime request to write a shared prefix before a batch, when it pays."""
+    cache_warmup_baseline_hit_ratio: float = Field(default=0.3, ge=0, le=1)
+    """Expected in-batch hit ratio without warm-up (Anthropic says best effort, 30-98%)."""
+    # ---- end of the prompt caching block ------------------------------------------------------
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

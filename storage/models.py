@@ -138,10 +138,19 @@ class Batch(SQLModel, table=True):
     poll_count: int = 0
     error: str | None = None
     counts: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # -- added by the deferrable lane (additive) --
+    updated_at: datetime = Field(default_factory=utcnow)
+    reason: str | None = Field(default=None, max_length=32)
+    """Why the group was flushed (full-requests, full-bytes, age, deadline, split, forced)."""
+    parent_id: str | None = Field(default=None, max_length=64)
+    """The failed batch this one was split from."""
+    submit_attempts: int = 0
+    cancel_requested: bool = False
 
 
 class Alert(SQLModel, table=True):
     __tablename__ = "lanes_alert"
+    __table_args__ = (Index("ix_alert_key_created", "key", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)

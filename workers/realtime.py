@@ -19,7 +19,6 @@ from lanes.usage import Usage
 from storage.ledger import CallFacts
 from workers.celery_app import app
 from workers.providers.base import ProviderCallError, ProviderResult
-from workers.requests import to_provider_request
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
     provider = task.provider or rt.settings.default_provider
     model = task.model or rt.settings.default_model
     lane = served_lane(job.promoted)
-    request = replace(to_provider_request(task, provider=provider, model=model),
+    request = replace(rt.requests.build(task, provider=provider, model=model),
                       client_request_id=job_id)
     facts = {
         "job_id": job_id,
@@ -88,6 +87,7 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
         "feature": task.feature,
         "tenant": task.tenant,
         "attempt": job.attempts,
+        "cache_segments": request.cache_segments,
     }
     try:
         result = rt.providers.get(provider).call(request)

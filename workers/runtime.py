@@ -18,6 +18,7 @@ from storage.engine import get_engine
 from storage.jobs import SqlJobStore
 from storage.ledger import Ledger, Prices
 from workers.providers import ProviderRegistry
+from workers.requests import RequestBuilder
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Runtime:
         except ImportError:  # pragma: no cover - pricing ships with the package
             return None
         return PriceTable(extra_override_path=self.settings.price_overrides_path)  # type: ignore[return-value]
+
+    @cached_property
+    def requests(self) -> RequestBuilder:
+        """One per process, so the prompt-reuse intervals it observes pick cache TTLs."""
+        return RequestBuilder(prices=self.prices)
 
     @cached_property
     def ledger(self) -> Ledger:

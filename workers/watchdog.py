@@ -21,6 +21,7 @@ import redis
 from lanes import names
 from lanes.ports import Dispatch, JobState
 from lanes.task import Lane
+from storage.alerts import evaluate_alerts
 from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
 
@@ -82,6 +83,7 @@ def sweep(rt: Runtime) -> WatchdogReport:
             len(report.released),
             len(report.failed),
         )
+    evaluate_alerts(rt)  # cache and spend alerts; throttled, never raises
     return report
 
 
