@@ -119,6 +119,31 @@ class LanesSettings(BaseSettings):
     """Expected in-batch hit ratio without warm-up (Anthropic says best effort, 30-98%)."""
     # ---- end of the prompt caching block ------------------------------------------------------
 
+    # ---- interactive lane: tiered cascade ------------------------------------------------------
+    tiers: str | None = None
+    """JSON ladder, cheapest first: [{"name": "cheap", "provider": "openai", "model": "...",
+    "max_output_tokens": 512, "feature_overrides": {...}}, ...]. Unset: no cascade."""
+    tiers_file: str | None = None
+    """Path to a JSON file with the same ladder (used when LLM_LANES_TIERS is unset)."""
+    cascade_rollout_percent: float = Field(default=100.0, ge=0, le=100)
+    """Share of eligible traffic that goes through the cascade; the rest uses the default tier."""
+    cascade_default_tier: str | None = None
+    """Tier for traffic outside the rollout and the answering tier in shadow mode (default: top)."""
+    cascade_shadow: bool = False
+    """Answer with the default tier, also call the routed cheap tier, log both for replay."""
+    cascade_min_mean_logprob: float | None = Field(default=None, le=0)
+    """Escalate when the mean token log-prob is below this (only where the provider returns them)."""
+    cascade_verifier_tier: str | None = None
+    """Ask this tier to confirm a cheap answer before accepting it."""
+    cascade_acceptance_hook: str | None = None
+    """`module:function(task, attempt) -> reason | None`, a custom acceptance check."""
+    moderation_hook: str | None = None
+    """`module:function(text) -> reason | None`, run on every tier's output alike."""
+    router_classifier_path: str | None = None
+    """A trained router (JSON, from `llm-lanes replay --save-router`)."""
+    router_threshold: float = Field(default=0.5, ge=0, le=1)
+    # ---- end of the cascade block --------------------------------------------------------------
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

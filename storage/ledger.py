@@ -45,6 +45,7 @@ class CallFacts:
     request_id: str | None = None
     batch_priced: bool = False
     cache_segments: Sequence[str] | None = None
+    outcome: str | None = None
 
 
 class Ledger:
@@ -99,6 +100,7 @@ class Ledger:
             price_version=version,
             request_id=facts.request_id,
             cache_segments=list(facts.cache_segments) if facts.cache_segments else None,
+            outcome=facts.outcome,
         )
 
     def record(self, facts: CallFacts) -> Call:

@@ -91,6 +91,8 @@ class Call(SQLModel, table=True):
     """What the same tokens cost at the realtime price with no cache: the savings baseline."""
     price_version: str = Field(default="", max_length=64)
     request_id: str | None = Field(default=None, max_length=128)
+    outcome: str | None = Field(default=None, max_length=16)
+    """Cascade role of the call: accepted, escalated, shadow, verifier (None: no cascade)."""
     cache_segments: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     """Tags of the static prompt segments the call carried (cache hit ratio per segment)."""
 
@@ -146,6 +148,20 @@ class Batch(SQLModel, table=True):
     """The failed batch this one was split from."""
     submit_attempts: int = 0
     cancel_requested: bool = False
+
+
+class ShadowSample(SQLModel, table=True):
+    """Shadow mode: the default tier answered, the routed cheap tier ran alongside; both kept
+    here so `llm-lanes replay` can compare them offline."""
+
+    __tablename__ = "lanes_shadow_sample"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(max_length=32, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    feature: str = Field(default="default", max_length=64)
+    prompt: str
+    attempts: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
 
 
 class Alert(SQLModel, table=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from celery import Task
@@ -16,6 +17,7 @@ from celery import Task
 from lanes import names
 from lanes.ports import JobState
 from lanes.usage import Usage
+from storage.jobs import ClaimedJob
 from storage.ledger import CallFacts
 from workers.celery_app import app
 from workers.providers.base import ProviderCallError, ProviderResult
@@ -72,35 +74,40 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
             log.error("job %s: message without a row; dropped", job_id)
             return "missing"
         return "skipped"
+    lane = served_lane(job.promoted)
+    if rt.cascade is not None and job.task.model is None:
+        return _serve_cascade(rt, job, lane=lane)
+    return _serve_direct(rt, job, lane=lane)
+
+
+def _serve_direct(rt: Runtime, job: ClaimedJob, *, lane: str) -> str:
+    """A task that names its model: one call to it, no tiers."""
     task = job.task
     provider = task.provider or rt.settings.default_provider
     model = task.model or rt.settings.default_model
-    lane = served_lane(job.promoted)
-    request = replace(rt.requests.build(task, provider=provider, model=model),
-                      client_request_id=job_id)
-    facts = {
-        "job_id": job_id,
-        "provider": provider,
-        "model": model,
-        "api": request.api,
-        "lane": lane,
-        "feature": task.feature,
-        "tenant": task.tenant,
-        "attempt": job.attempts,
-        "cache_segments": request.cache_segments,
-    }
+    request = replace(
+        rt.requests.build(task, provider=provider, model=model), client_request_id=job.id
+    )
+    base = CallFacts(
+        job_id=job.id,
+        provider=provider,
+        model=model,
+        api=request.api,
+        lane=lane,
+        feature=task.feature,
+        tenant=task.tenant,
+        attempt=job.attempts,
+        usage=Usage(),
+        cache_segments=request.cache_segments,
+    )
     try:
         result = rt.providers.get(provider).call(request)
     except ProviderCallError as exc:
-        rt.ledger.record(CallFacts(usage=Usage(), status="error", error_kind=exc.kind, **facts))
-        if exc.retryable and job.attempts < rt.settings.job_max_attempts:
-            rt.store.release(job_id, reason=str(exc))
-            return "retry"
-        rt.store.fail(job_id, str(exc))
-        return "failed"
+        rt.ledger.record(replace(base, status="error", error_kind=exc.kind))
+        return _retry_or_fail(rt, job, exc, str(exc))
     row = rt.ledger.record(
-        CallFacts(
-            usage=result.usage, latency_ms=result.latency_ms, request_id=result.request_id, **facts
+        replace(
+            base, usage=result.usage, latency_ms=result.latency_ms, request_id=result.request_id
         )
     )
     payload = result_payload(
@@ -111,7 +118,38 @@ def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
         cost_usd=row.cost_usd,
         promoted=job.promoted,
     )
-    return "done" if rt.store.complete(job_id, payload) else "lost-race"
+    return "done" if rt.store.complete(job.id, payload) else "lost-race"
+
+
+def _serve_cascade(rt: Runtime, job: ClaimedJob, *, lane: str) -> str:
+    outcome = rt.cascade.run(job, lane=lane)
+    total = sum((c.cost for c in outcome.calls), Decimal(0))
+    answer = outcome.answer
+    if answer is None or answer.result is None:
+        last = outcome.calls[-1]
+        reason = outcome.failure or "no answer"
+        if last.error is not None:
+            return _retry_or_fail(rt, job, last.error, reason)
+        rt.store.fail(job.id, reason)
+        return "failed"
+    payload = result_payload(
+        result=answer.result,
+        provider=answer.tier.provider,
+        lane=lane,
+        tier=answer.tier.name,
+        cost_usd=total,
+        promoted=job.promoted,
+        escalations=outcome.escalations,
+    )
+    return "done" if rt.store.complete(job.id, payload) else "lost-race"
+
+
+def _retry_or_fail(rt: Runtime, job: ClaimedJob, exc: ProviderCallError, reason: str) -> str:
+    if exc.retryable and job.attempts < rt.settings.job_max_attempts:
+        rt.store.release(job.id, reason=reason)
+        return "retry"
+    rt.store.fail(job.id, reason)
+    return "failed"
 
 
 @app.task(name=names.TASK_RUN_REALTIME, bind=True, max_retries=None)

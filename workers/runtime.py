@@ -48,6 +48,16 @@ class Runtime:
         return RequestBuilder(prices=self.prices)
 
     @cached_property
+    def cascade(self):  # type: ignore[no-untyped-def]
+        """The tiered cascade, when a tier ladder is configured (else None)."""
+        if self.settings.tiers is None and self.settings.tiers_file is None:
+            return None
+        from workers.cascade import CascadeConfig, CascadeRunner
+
+        config = CascadeConfig.from_settings(self.settings)
+        return None if config is None else CascadeRunner(self, config)
+
+    @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.engine, self.prices)
 
