@@ -12,8 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from lanes import names
+from workers.cli_batches import batches_app
+from workers.cli_cache import cache_app
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+cli.add_typer(batches_app, name="batches")
+cli.add_typer(cache_app, name="cache")
 console = Console()
 
 LANE_QUEUES = {
@@ -60,8 +64,17 @@ def worker(
     """Start a Celery worker for one lane (threads pool; promoted before interactive)."""
     if lane not in LANE_QUEUES:
         raise typer.BadParameter(f"lane: must be one of {', '.join(LANE_QUEUES)}")
-    _exec_celery("worker", "-Q", ",".join(LANE_QUEUES[lane]), "-P", "threads",
-                 "-c", str(concurrency), "-n", f"{lane}@%h")
+    _exec_celery(
+        "worker",
+        "-Q",
+        ",".join(LANE_QUEUES[lane]),
+        "-P",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{lane}@%h",
+    )
 
 
 @cli.command()
@@ -117,12 +130,21 @@ def report(as_json: bool = typer.Option(False, "--json")) -> None:
     table = Table(title="spend by feature")
     for col in ("feature", "calls", "spend $", "list $", "saved", "cache hit", "batch share"):
         table.add_column(col, justify="left" if col == "feature" else "right")
-    for name, sl in sorted(summary.by_feature.items()) + [("TOTAL", summary.total)]:
-        table.add_row(name, str(sl.calls), f"{sl.cost_usd:.4f}", f"{sl.list_cost_usd:.4f}",
-                      f"{sl.savings_ratio:.1%}", f"{sl.cache_hit_ratio:.1%}", f"{sl.batch_share:.1%}")
+    for name, sl in [*sorted(summary.by_feature.items()), ("TOTAL", summary.total)]:
+        table.add_row(
+            name,
+            str(sl.calls),
+            f"{sl.cost_usd:.4f}",
+            f"{sl.list_cost_usd:.4f}",
+            f"{sl.savings_ratio:.1%}",
+            f"{sl.cache_hit_ratio:.1%}",
+            f"{sl.batch_share:.1%}",
+        )
     console.print(table)
     if summary.escalations:
-        console.print("escalations: " + ", ".join(f"{k}={v}" for k, v in summary.escalations.items()))
+        console.print(
+            "escalations: " + ", ".join(f"{k}={v}" for k, v in summary.escalations.items())
+        )
 
 
 @cli.command()
@@ -132,8 +154,10 @@ def watchdog() -> None:
     from workers.watchdog import sweep
 
     r = sweep(get_runtime())
-    console.print(f"promoted={len(r.promoted)} republished={len(r.republished)} "
-                  f"released={len(r.released)} failed={len(r.failed)} depth={r.depth}")
+    console.print(
+        f"promoted={len(r.promoted)} republished={len(r.republished)} "
+        f"released={len(r.released)} failed={len(r.failed)} depth={r.depth}"
+    )
 
 
 def _exec_celery(*args: str) -> None:
