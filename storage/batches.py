@@ -227,6 +227,21 @@ class SqlBatchStore:
         self.update_batch(batch_id, request_count=claimed, bytes=cutter.bytes)
         return claimed, cutter.line_bytes
 
+    def most_shared_prefix(self, batch_id: str) -> tuple[int, str] | None:
+        """(members, one member's job id) of the static-segment set most members share."""
+        stmt = (
+            select(func.count(), func.min(BatchItem.job_id))
+            .select_from(BatchItem)
+            .join(Job, Job.id == BatchItem.job_id)
+            .where(Job.batch_id == batch_id, BatchItem.segments.is_not(None))
+            .group_by(BatchItem.segments)
+            .order_by(func.count().desc())
+            .limit(1)
+        )
+        with Session(self.engine) as session:
+            row = session.execute(stmt).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
     def count_members(self, batch_id: str) -> int:
         with Session(self.engine) as session:
             stmt = (

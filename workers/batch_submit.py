@@ -357,32 +357,14 @@ def warm_shared_prefix(rt: Runtime, batch: Batch) -> bool:
     Batch lines run in any order over hours; a single realtime request first turns most of
     them into cache reads. `maybe_warm` does the price math and never raises.
     """
-    from sqlalchemy import func, select
-    from sqlmodel import Session
-
-    from storage.batches import BatchItem
-    from storage.models import Job
     from workers.cache_warmup import maybe_warm
 
-    stmt = (
-        select(BatchItem.segments, func.count(), func.min(BatchItem.job_id))
-        .join(Job, Job.id == BatchItem.job_id)
-        .where(Job.batch_id == batch.id, BatchItem.segments.is_not(None))
-        .group_by(BatchItem.segments)
-        .order_by(func.count().desc())
-        .limit(1)
-    )
-    with Session(rt.engine) as session:
-        row = session.execute(stmt).first()
-    if row is None or row[1] < 2:
+    shared = batch_store(rt).most_shared_prefix(batch.id)
+    if shared is None or shared[0] < 2:
         return False
-    loaded = rt.store.load(row[2])
+    count, sample_job = shared
+    loaded = rt.store.load(sample_job)
     if loaded is None:
         return False
-    return maybe_warm(
-        rt,
-        provider=batch.provider,
-        model=batch.model,
-        task=loaded[1],
-        lines_sharing_prefix=int(row[1]),
-    )
+    return maybe_warm(rt, provider=batch.provider, model=batch.model, task=loaded[1],
+                      lines_sharing_prefix=count)
