@@ -87,3 +87,19 @@ class UnknownModelError(LanesError, LookupError):
 
 class PriceDataError(LanesError, ValueError):
     """A price override file is unreadable or malformed (names the file and the entry)."""
+
+
+class TierConfigError(LanesError, ValueError):
+    """The tier ladder (LLM_LANES_TIERS or its file) is malformed; names the bad field."""
+
+
+class UnknownTierError(LanesError, LookupError):
+    """A tier name (hint, default, verifier, feature mapping) is not on the ladder."""
+
+    def __init__(self, name: str, *, known: Sequence[str] = ()) -> None:
+        self.name = name
+        super().__init__(f"unknown tier {name!r} (ladder: {', '.join(known) or 'empty'})")
+
+
+class ReplayDataError(LanesError, ValueError):
+    """A replay source is missing, of an unknown format, or malformed (names file and line)."""

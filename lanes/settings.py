@@ -132,9 +132,14 @@ class LanesSettings(BaseSettings):
     cascade_shadow: bool = False
     """Answer with the default tier, also call the routed cheap tier, log both for replay."""
     cascade_min_mean_logprob: float | None = Field(default=None, le=0)
-    """Escalate when the mean token log-prob is below this (only where the provider returns them)."""
+    """Escalate when the mean token log-prob is below this (where the provider returns them)."""
     cascade_verifier_tier: str | None = None
     """Ask this tier to confirm a cheap answer before accepting it."""
+    cascade_verifier_mode: Literal["judge", "agree"] = "judge"
+    """judge: the verifier answers YES/NO about the cheap answer; agree: it answers the same
+    task and the cheap answer stands only if both agree (what `llm-lanes replay` measures)."""
+    cascade_answer_formats: str | None = None
+    """JSON {feature: "choice" | "final_number" | "python"}: answers must be well-formed."""
     cascade_acceptance_hook: str | None = None
     """`module:function(task, attempt) -> reason | None`, a custom acceptance check."""
     moderation_hook: str | None = None
@@ -142,6 +147,8 @@ class LanesSettings(BaseSettings):
     router_classifier_path: str | None = None
     """A trained router (JSON, from `llm-lanes replay --save-router`)."""
     router_threshold: float = Field(default=0.5, ge=0, le=1)
+    router_feature_tiers: str | None = None
+    """JSON {feature: tier name}: features that always start on a given tier."""
     # ---- end of the cascade block --------------------------------------------------------------
 
     @field_validator("database_url")

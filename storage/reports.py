@@ -112,3 +112,62 @@ def summarize(engine: Engine, *, since: datetime | None = None) -> Summary:
     summary.by_feature = dict(feats)
     summary.by_lane = dict(lanes)
     return summary
+
+
+@dataclass
+class CascadeSummary:
+    """Where cascade jobs ended and why they escalated, for "of N requests, X stayed cheap"."""
+
+    jobs: int = 0
+    answered_by_tier: dict[str, int] = field(default_factory=dict)
+    escalations: dict[str, int] = field(default_factory=dict)
+    """`from->to:reason` -> count."""
+    discarded_cost_usd: Decimal = Decimal(0)
+
+    def sentence(self) -> str:
+        if not self.jobs:
+            return "no cascade traffic in this window"
+        parts = [f"of {self.jobs} requests"]
+        parts += [f"{n} answered on {tier}" for tier, n in sorted(self.answered_by_tier.items())]
+        reasons: dict[str, int] = defaultdict(int)
+        for key, n in self.escalations.items():
+            reasons[key.split(":", 1)[1]] += n
+        if reasons:
+            why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            parts.append(f"{sum(reasons.values())} escalations because: {why}")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "jobs": self.jobs,
+            "answered_by_tier": self.answered_by_tier,
+            "escalations": self.escalations,
+            "discarded_cost_usd": str(self.discarded_cost_usd),
+            "sentence": self.sentence(),
+        }
+
+
+def cascade_summary(engine: Engine, *, since: datetime | None = None) -> CascadeSummary:
+    answered = (
+        select(Call.tier, func.count())
+        .where(Call.outcome == "accepted", Call.tier.is_not(None))
+        .group_by(Call.tier)
+    )
+    esc = select(
+        Escalation.from_tier,
+        Escalation.to_tier,
+        Escalation.reason,
+        func.count(),
+        func.sum(Escalation.discarded_cost_usd),
+    ).group_by(Escalation.from_tier, Escalation.to_tier, Escalation.reason)
+    if since is not None:
+        answered = answered.where(Call.created_at >= since)
+        esc = esc.where(Escalation.created_at >= since)
+    out = CascadeSummary()
+    with Session(engine) as session:
+        out.answered_by_tier = {tier: n for tier, n in session.execute(answered)}
+        for src, dst, reason, n, cost in session.execute(esc):
+            out.escalations[f"{src}->{dst}:{reason}"] = n
+            out.discarded_cost_usd += Decimal(cost or 0)
+    out.jobs = sum(out.answered_by_tier.values())
+    return out

@@ -18,7 +18,7 @@ from workers.cli_cache import cache_app
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 cli.add_typer(batches_app, name="batches")
 cli.add_typer(cache_app, name="cache")
-console = Console()
+console = Console(width=None if Console().is_terminal else 140)
 
 LANE_QUEUES = {
     "realtime": list(names.REALTIME_QUEUES),
@@ -118,14 +118,23 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @cli.command()
-def report(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Spend, savings against list price, cache hit ratio, batch share, escalations."""
-    from storage.reports import summarize
+def report(
+    as_json: bool = typer.Option(False, "--json"),
+    since_hours: float = typer.Option(0, help="only the last N hours (0: everything)"),
+) -> None:
+    """Spend, savings against list price, cache hit ratio, batch share, cascade audit."""
+    from datetime import timedelta
+
+    from storage.models import utcnow
+    from storage.reports import cascade_summary, summarize
     from workers.runtime import get_runtime
 
-    summary = summarize(get_runtime().engine)
+    engine = get_runtime().engine
+    since = utcnow() - timedelta(hours=since_hours) if since_hours else None
+    summary = summarize(engine, since=since)
+    cascade = cascade_summary(engine, since=since)
     if as_json:
-        print(json.dumps(summary.to_json(), indent=2))
+        print(json.dumps({**summary.to_json(), "cascade": cascade.to_json()}, indent=2))
         return
     table = Table(title="spend by feature")
     for col in ("feature", "calls", "spend $", "list $", "saved", "cache hit", "batch share"):
@@ -141,10 +150,58 @@ def report(as_json: bool = typer.Option(False, "--json")) -> None:
             f"{sl.batch_share:.1%}",
         )
     console.print(table)
-    if summary.escalations:
-        console.print(
-            "escalations: " + ", ".join(f"{k}={v}" for k, v in summary.escalations.items())
+    console.print("cascade: " + cascade.sentence())
+
+
+@cli.command()
+def replay(
+    source: str = typer.Argument(
+        help="a replay data folder or file (RouterBench, RouteLLM "
+        "GSM8K/MMLU) or a shadow-log JSONL from `llm-lanes shadow-export`"
+    ),
+    policy: str = typer.Option("all", help="which policy rows to show"),
+    best: str = typer.Option(None, help="the best (reference) model"),
+    cheap: str = typer.Option(None, help="the cheap model (default: chosen on the train split)"),
+    min_quality: float = typer.Option(0.95, help="operating-point quality target (x best)"),
+    max_cost: float = typer.Option(0.40, help="operating-point cost budget (x best)"),
+    save_router: str = typer.Option(
+        None, help="write the trained router here (JSON) for LLM_LANES_ROUTER_CLASSIFIER_PATH"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run routing/cascade policies over recorded outcomes: quality and cost against
+    always-best, always-cheapest and an oracle, plus the quality/cost frontier."""
+    from lanes.replay import render, run_replay
+
+    with console.status("training on the train split, measuring on the test split"):
+        report = run_replay(
+            source=source,
+            policy=policy,
+            best=best,
+            cheap=cheap,
+            min_quality=min_quality,
+            max_cost=max_cost,
+            save_router=save_router,
+            output_json=as_json,
         )
+    rendered = render(report)
+    if as_json:
+        print(rendered)
+    else:
+        console.print(rendered)
+
+
+@cli.command("shadow-export")
+def shadow_export(path: str = typer.Argument(help="JSONL file to write")) -> None:
+    """Write the shadow-mode log (both tiers per job) in the format `replay` reads."""
+    from pathlib import Path
+
+    from workers.cascade import shadow_export_lines
+    from workers.runtime import get_runtime
+
+    lines = shadow_export_lines(get_runtime().engine)
+    Path(path).write_text("".join(line + "\n" for line in lines))
+    console.print(f"wrote {len(lines)} shadow samples to {path}")
 
 
 @cli.command()

@@ -34,6 +34,12 @@ QUESTIONS = [
     "Can I get store credit instead of a refund?",
     "Why was my card charged twice?",
     "Do gift cards expire?",
+    "Explain in detail how the warranty applies to a zipper that broke after 14 months.",
+]
+TIERS = [
+    {"name": "cheap", "provider": "openai", "model": "gpt-5.4-nano", "max_output_tokens": 200},
+    {"name": "standard", "provider": "openai", "model": "gpt-5.4-mini", "max_output_tokens": 400},
+    {"name": "best", "provider": "openai", "model": "gpt-5.4", "max_output_tokens": 800},
 ]
 DOCS = [
     "Quarterly review of the returns desk: volumes, reasons and turnaround",
@@ -44,37 +50,32 @@ DOCS = [
 
 
 def workload(*, interactive: int, deferrable: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Support chat (interactive, a cached static policy) and nightly digests (deferrable)."""
     rng = random.Random(seed)
+    policy = {"name": "returns-policy", "text": POLICY, "static": True, "version": "v3"}
     tasks: list[dict[str, Any]] = []
     for i in range(interactive):
-        provider, model = rng.choice(
-            [
-                ("openai", "gpt-5.4-mini"),
-                ("openai", "gpt-5.4-mini"),
-                ("anthropic", "claude-sonnet-5-5"),
-            ]
-        )
-        tasks.append(
-            {
-                "messages": [{"role": "user", "content": rng.choice(QUESTIONS)}],
-                "system": POLICY,
-                "provider": provider,
-                "model": model,
-                "lane": "interactive",
-                "feature": "support-chat",
-                "tenant": f"store-{i % 3}",
-                "max_output_tokens": 200,
-            }
-        )
+        task: dict[str, Any] = {
+            "messages": [{"role": "user", "content": rng.choice(QUESTIONS)}],
+            "segments": [policy],
+            "system": "Answer in two sentences.",
+            "lane": "interactive",
+            "feature": "support-chat",
+            "tenant": f"store-{i % 3}",
+            "max_output_tokens": 200,
+        }
+        if i % 3 == 2:  # a third name their model; the rest go through the tier cascade
+            task.update(provider="anthropic", model="claude-sonnet-5-5")
+        tasks.append(task)
     for i in range(deferrable):
         doc = rng.choice(DOCS)
+        details = "Details follow. " * rng.randint(20, 80)
         tasks.append(
             {
                 "messages": [
                     {
                         "role": "user",
-                        "content": f"Summarise in five bullets: {doc} (#{i}). "
-                        + "Details follow. " * rng.randint(20, 80),
+                        "content": f"Summarise in five bullets: {doc} (#{i}). {details}",
                     }
                 ],
                 "provider": "openai",
@@ -98,7 +99,12 @@ def run_demo(
 
     with console.status("starting the embedded stack") as status:
         stack = start_stack(
-            extra_env={"LLM_LANES_BATCH_MAX_WAIT_S": "2"},
+            extra_env={
+                "LLM_LANES_BATCH_MAX_WAIT_S": "2",
+                "LLM_LANES_BATCH_POLL_MIN_S": "1",
+                "LLM_LANES_BATCH_POLL_MAX_S": "2",
+                "LLM_LANES_TIERS": json.dumps(TIERS),
+            },
             progress=lambda msg: status.update(msg),
         )
     try:
@@ -110,19 +116,31 @@ def run_demo(
         import lanes
 
         rt = get_runtime()
+        # The cheap tier cuts its detailed answers short: those escalate, the rest stay cheap.
+        stack.simulator.add_script(
+            {"model": "gpt-5.4-nano", "contains": "in detail", "behaviour": "truncate"}
+        )
         tasks = workload(interactive=interactive, deferrable=deferrable)
         started = time.monotonic()
         handles = lanes.enqueue_many(tasks)
         outcomes = _follow(console, handles, tasks)
         elapsed = time.monotonic() - started
-        from storage.reports import summarize
+        from storage.reports import cascade_summary, summarize
 
         summary = summarize(rt.engine)
-        report = {"elapsed_s": round(elapsed, 2), "jobs": outcomes, "summary": summary.to_json()}
+        cascade = cascade_summary(rt.engine)
+        report = {
+            "elapsed_s": round(elapsed, 2),
+            "jobs": outcomes,
+            "summary": summary.to_json(),
+            "cascade": cascade.to_json(),
+        }
         if as_json:
             print(json.dumps(report, indent=2))
         else:
             _print(console, outcomes, summary)
+            console.print(f"cascade: {cascade.sentence()}")
+            console.print(f"finished in {elapsed:.1f}s; everything the demo started is stopped")
         return report
     finally:
         with console.status("stopping what the demo started"):
@@ -171,6 +189,7 @@ def _outcome(record: Any, task: dict[str, Any], *, failed: bool) -> dict[str, An
         "lane": task["lane"],
         "state": record.state.value,
         "served_as": prov.get("lane"),
+        "tier": prov.get("tier"),
         "model": prov.get("model") or task.get("model"),
         "input_tokens": usage.get("input_tokens", 0),
         "cached_input_tokens": usage.get("cached_input_tokens", 0),
@@ -182,13 +201,24 @@ def _outcome(record: Any, task: dict[str, Any], *, failed: bool) -> dict[str, An
 
 def _print(console: Console, outcomes: list[dict[str, Any]], summary: Any) -> None:
     table = Table(title="What each job cost")
-    for col in ("job", "lane", "served as", "model", "in tok", "cached", "out tok", "cost $"):
+    for col in (
+        "job",
+        "lane",
+        "served as",
+        "tier",
+        "model",
+        "in tok",
+        "cached",
+        "out tok",
+        "cost $",
+    ):
         table.add_column(col, justify="right" if col.endswith(("tok", "cached", "$")) else "left")
     for o in sorted(outcomes, key=lambda o: (o["lane"], o["job_id"])):
         table.add_row(
             o["job_id"][:8],
             o["lane"],
             str(o.get("served_as") or o["state"]),
+            str(o.get("tier") or "-"),
             str(o.get("model")),
             str(o.get("input_tokens", "")),
             str(o.get("cached_input_tokens", "")),
