@@ -54,41 +54,77 @@ def main() -> int:
     redis = start_private_redis(use_env=False)
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "LLM_LANES_REDIS_URL": redis.url,
-        "LLM_LANES_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
-        "LLM_LANES_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
-        "LLM_LANES_OPENAI_API_KEY": "sk-bench-local",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
-    })
+    env.update(
+        {
+            "LLM_LANES_REDIS_URL": redis.url,
+            "LLM_LANES_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+            "LLM_LANES_OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "LLM_LANES_OPENAI_API_KEY": "sk-bench-local",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "bench"), str(ROOT)]),
+        }
+    )
     os.environ.update(env)
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {}
     try:
         # The provider is another process, as a real provider would be remote.
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "workers.simulator", "--port", str(port), "--no-batch"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "workers.simulator", "--port", str(port), "--no-batch"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         sim = SimLog(f"http://127.0.0.1:{port}")
         _wait(sim.healthy, timeout=30)
         # One realtime worker process serves both the bare task and the lane (same queue).
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
-             "-Q", "lanes.promoted,lanes.interactive", "-P", "threads", "-c", "8",
-             "-I", "bench_noop", "--without-mingle", "--without-gossip", "-l", "ERROR"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery_app",
+                    "worker",
+                    "-Q",
+                    "lanes.promoted,lanes.interactive",
+                    "-P",
+                    "threads",
+                    "-c",
+                    "8",
+                    "-I",
+                    "bench_noop",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "-l",
+                    "ERROR",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         import lanes
         from workers.celery_app import app
 
         client = redis_lib.Redis.from_url(redis.url)
         _wait(lambda: bool(app.control.ping(timeout=0.5)), timeout=60)
-        task = {"messages": [{"role": "user", "content": "ping"}], "max_output_tokens": 8,
-                "provider": "openai", "model": "gpt-5.4-nano", "feature": "bench"}
+        task = {
+            "messages": [{"role": "user", "content": "ping"}],
+            "max_output_tokens": 8,
+            "provider": "openai",
+            "model": "gpt-5.4-nano",
+            "feature": "bench",
+        }
         say("warming up both paths")
         _bare(app, client, 30, rate=None)
         _lanes(lanes, sim, task, 30, rate=None)
-        for phase, rate, count in (("idle", None, args.idle),
-                                   ("load", args.rate, int(args.rate * args.seconds))):
+        for phase, rate, count in (
+            ("idle", None, args.idle),
+            ("load", args.rate, int(args.rate * args.seconds)),
+        ):
             say(f"[{phase}] bare celery: {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
             bare = _bare(app, client, count, rate=rate)
             say(f"[{phase}] llm-lanes:   {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
@@ -100,8 +136,12 @@ def main() -> int:
         for proc in procs:
             proc.wait(timeout=30)
         redis.stop()
-    report = {"benchmark": "lane_overhead", "unit": "ms", "target": "lanes p99 <= 2x bare p99",
-              **results}
+    report = {
+        "benchmark": "lane_overhead",
+        "unit": "ms",
+        "target": "lanes p99 <= 2x bare p99",
+        **results,
+    }
     if not args.json:
         _table(results)
     print(json.dumps(report))
@@ -127,7 +167,9 @@ class SimLog:
     def new_entries(self) -> list[dict[str, Any]]:
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.url}/_sim/requests?since={self.cursor}", timeout=5) as r:
+        with urllib.request.urlopen(
+            f"{self.url}/_sim/requests?since={self.cursor}", timeout=5
+        ) as r:
             data = json.loads(r.read())
         entries = data["requests"] if isinstance(data, dict) else data
         if entries:
@@ -144,18 +186,26 @@ def _bare(app: Any, client: Any, count: int, *, rate: float | None) -> list[floa
             _pace(t_next)
         key = f"b{time.time_ns()}-{i}"
         sent[key] = time.time()
-        app.send_task("bench.noop", args=[key], queue="lanes.interactive",
-                      routing_key="lanes.interactive")
+        app.send_task(
+            "bench.noop", args=[key], queue="lanes.interactive", routing_key="lanes.interactive"
+        )
         if rate is None:
             _wait(lambda k=key: client.hexists("bench:noop", k))
-    _wait(lambda: client.hlen("bench:noop") >= len(sent) and all(
-        v is not None for v in client.hmget("bench:noop", list(sent))), timeout=120)
+    _wait(
+        lambda: (
+            client.hlen("bench:noop") >= len(sent)
+            and all(v is not None for v in client.hmget("bench:noop", list(sent)))
+        ),
+        timeout=120,
+    )
     started = dict(zip(sent, client.hmget("bench:noop", list(sent)), strict=True))
     client.delete("bench:noop")
     return [(float(started[k]) - sent[k]) * 1000 for k in sent]
 
 
-def _lanes(lanes: Any, sim: SimLog, task: dict[str, Any], count: int, *, rate: float | None) -> list[float]:
+def _lanes(
+    lanes: Any, sim: SimLog, task: dict[str, Any], count: int, *, rate: float | None
+) -> list[float]:
     sent: dict[str, float] = {}
     seen: dict[str, float] = {}
 
@@ -196,11 +246,18 @@ def _summary(bare: list[float], lane: list[float]) -> dict[str, Any]:
     b50, b99, l50, l99 = pct(bare, 50), pct(bare, 99), pct(lane, 50), pct(lane, 99)
     return {
         "n": len(lane),
-        "bare_celery": {"p50": round(b50, 3), "p99": round(b99, 3),
-                        "mean": round(statistics.fmean(bare), 3)},
-        "llm_lanes": {"p50": round(l50, 3), "p99": round(l99, 3),
-                      "mean": round(statistics.fmean(lane), 3)},
-        "ratio_p50": round(l50 / b50, 2), "ratio_p99": round(l99 / b99, 2),
+        "bare_celery": {
+            "p50": round(b50, 3),
+            "p99": round(b99, 3),
+            "mean": round(statistics.fmean(bare), 3),
+        },
+        "llm_lanes": {
+            "p50": round(l50, 3),
+            "p99": round(l99, 3),
+            "mean": round(statistics.fmean(lane), 3),
+        },
+        "ratio_p50": round(l50 / b50, 2),
+        "ratio_p99": round(l99 / b99, 2),
         "meets_target": l99 <= 2 * b99,
     }
 
@@ -210,14 +267,30 @@ def _table(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     t = Table(title="enqueue -> start of work (ms): llm-lanes vs bare Celery, same run")
-    for col in ("phase", "n", "bare p50", "bare p99", "lanes p50", "lanes p99", "p50 x", "p99 x",
-                "p99 <= 2x"):
+    for col in (
+        "phase",
+        "n",
+        "bare p50",
+        "bare p99",
+        "lanes p50",
+        "lanes p99",
+        "p50 x",
+        "p99 x",
+        "p99 <= 2x",
+    ):
         t.add_column(col, justify="right")
     for phase, r in results.items():
-        t.add_row(phase, str(r["n"]), f"{r['bare_celery']['p50']:.2f}",
-                  f"{r['bare_celery']['p99']:.2f}", f"{r['llm_lanes']['p50']:.2f}",
-                  f"{r['llm_lanes']['p99']:.2f}", f"{r['ratio_p50']:.2f}",
-                  f"{r['ratio_p99']:.2f}", "yes" if r["meets_target"] else "NO")
+        t.add_row(
+            phase,
+            str(r["n"]),
+            f"{r['bare_celery']['p50']:.2f}",
+            f"{r['bare_celery']['p99']:.2f}",
+            f"{r['llm_lanes']['p50']:.2f}",
+            f"{r['llm_lanes']['p99']:.2f}",
+            f"{r['ratio_p50']:.2f}",
+            f"{r['ratio_p99']:.2f}",
+            "yes" if r["meets_target"] else "NO",
+        )
     Console(stderr=True).print(t)
 
 

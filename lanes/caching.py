@@ -118,19 +118,29 @@ def _layer_ends(segments: Sequence[PromptSegment]) -> list[int]:
     ordered = canonical_order(segments)
     count = cacheable_static_count(segments)
     return [
-        i for i in range(count)
-        if i == count - 1 or (ordered[i].role, ordered[i].layer)
-        != (ordered[i + 1].role, ordered[i + 1].layer)
+        i
+        for i in range(count)
+        if i == count - 1
+        or (ordered[i].role, ordered[i].layer) != (ordered[i + 1].role, ordered[i + 1].layer)
     ]
 
 
 _CLAUDE = re.compile(r"claude-(opus|sonnet|haiku|fable|mythos)-(\d+)(?:-(\d{1,2}))?(?:-|$)")
 _ANTHROPIC_MIN = {
-    ("opus", "5", "5"): 512, ("sonnet", "5", "5"): 512, ("opus", "5", None): 512,
-    ("opus", "4", "8"): 1024, ("sonnet", "5", None): 1024, ("opus", "4", None): 1024,
-    ("opus", "4", "1"): 1024, ("sonnet", "4", None): 1024, ("sonnet", "4", "5"): 1024,
-    ("sonnet", "4", "6"): 1024, ("opus", "4", "7"): 2048,
-    ("opus", "4", "6"): 4096, ("opus", "4", "5"): 4096, ("haiku", "4", "5"): 4096,
+    ("opus", "5", "5"): 512,
+    ("sonnet", "5", "5"): 512,
+    ("opus", "5", None): 512,
+    ("opus", "4", "8"): 1024,
+    ("sonnet", "5", None): 1024,
+    ("opus", "4", None): 1024,
+    ("opus", "4", "1"): 1024,
+    ("sonnet", "4", None): 1024,
+    ("sonnet", "4", "5"): 1024,
+    ("sonnet", "4", "6"): 1024,
+    ("opus", "4", "7"): 2048,
+    ("opus", "4", "6"): 4096,
+    ("opus", "4", "5"): 4096,
+    ("haiku", "4", "5"): 4096,
 }
 
 
@@ -335,10 +345,8 @@ def predicted_savings(
     row = price.for_input_tokens(prefix_tokens + dynamic_tokens)
     h = Decimal(str(hit_ratio))
     factor = row.batch_factor if batch else Decimal(1)
-    rest = (Decimal(dynamic_tokens) * row.input + Decimal(output_tokens) * row.output)
-    cached_prefix = Decimal(prefix_tokens) * (
-        h * row.cache_read + (1 - h) * _write_price(row, ttl)
-    )
+    rest = Decimal(dynamic_tokens) * row.input + Decimal(output_tokens) * row.output
+    cached_prefix = Decimal(prefix_tokens) * (h * row.cache_read + (1 - h) * _write_price(row, ttl))
     return SavingsPrediction(
         usd_without_cache=(Decimal(prefix_tokens) * row.input + rest) * factor / MTOK,
         usd_with_cache=(cached_prefix + rest) * factor / MTOK,
@@ -370,9 +378,7 @@ class ReuseTracker:
             interval = None
             if previous is not None:
                 interval = max(0.0, now - previous)
-                self._intervals.setdefault(prefix_hash, deque(maxlen=self._window)).append(
-                    interval
-                )
+                self._intervals.setdefault(prefix_hash, deque(maxlen=self._window)).append(interval)
             while len(self._last) > self._max:
                 evicted, _ = self._last.popitem(last=False)
                 self._intervals.pop(evicted, None)

@@ -95,9 +95,16 @@ class ModelPrice:
                 {"batch_factor": factor, **tier}, version=version, where=f"{where}.long_context"
             )
         return cls(
-            input=inp, output=out, cache_read=read, cache_write_short=short,
-            cache_write_long=long, batch_factor=factor, source=str(data.get("source", "")),
-            version=version, long_context_above=above, long_context=long_price,
+            input=inp,
+            output=out,
+            cache_read=read,
+            cache_write_short=short,
+            cache_write_long=long,
+            batch_factor=factor,
+            source=str(data.get("source", "")),
+            version=version,
+            long_context_above=above,
+            long_context=long_price,
         )
 
 
@@ -312,8 +319,11 @@ def _from_genai_prices(provider: str, model: str) -> ModelPrice | None:
 
 def _tiered_to_price(row: Any, *, version: str, source: str) -> ModelPrice:
     keys = {
-        "input": "input_mtok", "output": "output_mtok", "cache_read": "cache_read_mtok",
-        "cache_write_short": "cache_write_mtok", "cache_write_long": "cache_write_1h_mtok",
+        "input": "input_mtok",
+        "output": "output_mtok",
+        "cache_read": "cache_read_mtok",
+        "cache_write_short": "cache_write_mtok",
+        "cache_write_long": "cache_write_1h_mtok",
     }
     raw: dict[str, Any] = {ours: getattr(row, theirs, None) for ours, theirs in keys.items()}
     tiered = [v for v in raw.values() if v is not None and hasattr(v, "tiers")]

@@ -182,8 +182,12 @@ class SqlJobStore:
                 Job.id == job_id,
                 Job.state.in_([JobState.QUEUED.value, JobState.PROMOTED.value]),
             )
-            .values(state=JobState.RUNNING.value, started_at=now, updated_at=now,
-                    attempts=Job.attempts + 1)
+            .values(
+                state=JobState.RUNNING.value,
+                started_at=now,
+                updated_at=now,
+                attempts=Job.attempts + 1,
+            )
             .returning(Job.payload, Job.promoted, Job.attempts, Job.lane)
         )
         with self.engine.begin() as conn:
@@ -191,8 +195,13 @@ class SqlJobStore:
         if row is None:
             return None
         payload, promoted, attempts, lane = row
-        return ClaimedJob(id=job_id, task=LLMTask.model_validate(payload), promoted=bool(promoted),
-                          attempts=int(attempts), lane=Lane(lane))
+        return ClaimedJob(
+            id=job_id,
+            task=LLMTask.model_validate(payload),
+            promoted=bool(promoted),
+            attempts=int(attempts),
+            lane=Lane(lane),
+        )
 
     def claim_for_run(self, job_id: str) -> bool:
         return self.transition(

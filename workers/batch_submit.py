@@ -366,5 +366,6 @@ def warm_shared_prefix(rt: Runtime, batch: Batch) -> bool:
     loaded = rt.store.load(sample_job)
     if loaded is None:
         return False
-    return maybe_warm(rt, provider=batch.provider, model=batch.model, task=loaded[1],
-                      lines_sharing_prefix=count)
+    return maybe_warm(
+        rt, provider=batch.provider, model=batch.model, task=loaded[1], lines_sharing_prefix=count
+    )

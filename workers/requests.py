@@ -129,6 +129,9 @@ def to_provider_request(
     logprobs: bool = False,
 ) -> ProviderRequest:
     return _default_builder.build(
-        task, provider=provider, model=model, max_output_tokens=max_output_tokens,
+        task,
+        provider=provider,
+        model=model,
+        max_output_tokens=max_output_tokens,
         logprobs=logprobs,
     )

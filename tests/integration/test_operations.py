@@ -24,14 +24,26 @@ from workers.watchdog import queue_depths, refresh_depth_gauge, sweep
 pytestmark = pytest.mark.integration
 
 
-def test_near_deadline_deferrable_job_is_promoted_and_served_realtime(sqlite_runtime, celery_worker):  # type: ignore[no-untyped-def]
+def test_near_deadline_deferrable_job_is_promoted_and_served_realtime(
+    sqlite_runtime, celery_worker
+):  # type: ignore[no-untyped-def]
     rt = sqlite_runtime
-    far = lanes.enqueue({"messages": [{"role": "user", "content": "later is fine"}],
-                         "lane": "deferrable", "max_delay_s": 86_400, "feature": "digest"})
-    soon = lanes.enqueue({"messages": [{"role": "user", "content": "due in ten minutes"}],
-                          "lane": "deferrable",
-                          "deadline": datetime.now(UTC) + timedelta(minutes=10),
-                          "feature": "digest"})
+    far = lanes.enqueue(
+        {
+            "messages": [{"role": "user", "content": "later is fine"}],
+            "lane": "deferrable",
+            "max_delay_s": 86_400,
+            "feature": "digest",
+        }
+    )
+    soon = lanes.enqueue(
+        {
+            "messages": [{"role": "user", "content": "due in ten minutes"}],
+            "lane": "deferrable",
+            "deadline": datetime.now(UTC) + timedelta(minutes=10),
+            "feature": "digest",
+        }
+    )
     report = sweep(rt)  # margin 900 s + 30 s > 10 min: promote the second only
     assert report.promoted == [soon.job_id]
     result = soon.result(timeout=30)
@@ -46,8 +58,9 @@ def test_depth_gauge_counts_waiting_messages_per_lane(sqlite_runtime):  # type: 
     # The test worker consumes the realtime lanes, so build a backlog on lanes.control, which
     # no test worker consumes; the gauge reads every queue the same way.
     for _ in range(3):
-        rt.app.send_task(names.TASK_WATCHDOG, queue=names.QUEUE_CONTROL,
-                         routing_key=names.QUEUE_CONTROL)
+        rt.app.send_task(
+            names.TASK_WATCHDOG, queue=names.QUEUE_CONTROL, routing_key=names.QUEUE_CONTROL
+        )
     depths = refresh_depth_gauge(rt)
     assert depths[names.QUEUE_CONTROL] == 3
     assert set(depths) == set(names.ALL_QUEUES)
@@ -63,11 +76,19 @@ def test_depth_gauge_counts_waiting_messages_per_lane(sqlite_runtime):  # type: 
 
 def test_flower_serves_on_loopback(sqlite_runtime):  # type: ignore[no-untyped-def]
     port = free_port()
-    env = dict(os.environ, LLM_LANES_REDIS_URL=sqlite_runtime.app.conf.broker_url,
-               LLM_LANES_FLOWER_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "flower"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(
+        os.environ,
+        LLM_LANES_REDIS_URL=sqlite_runtime.app.conf.broker_url,
+        LLM_LANES_FLOWER_PORT=str(port),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "flower"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
+
         def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=1) as r:

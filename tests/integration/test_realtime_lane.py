@@ -118,7 +118,9 @@ def test_exhausted_provider_errors_fail_the_job_with_reason(
     sqlite_runtime, celery_worker, simulator
 ):  # type: ignore[no-untyped-def]
     rt = sqlite_runtime
-    simulator.add_script({"model": "gpt-broken", "behaviour": "error", "status": 500})  # every attempt
+    simulator.add_script(
+        {"model": "gpt-broken", "behaviour": "error", "status": 500}
+    )  # every attempt
     handle = lanes.enqueue({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-broken"})
     with pytest.raises(lanes.JobFailedError) as info:
         handle.result(timeout=60)
@@ -162,8 +164,11 @@ def test_invalid_bulk_enqueue_writes_no_row_and_publishes_nothing(lane_runtime):
 
     rt = lane_runtime
     good = {"messages": [{"role": "user", "content": "fine"}]}
-    bad = {"messages": [{"role": "user", "content": "x"}], "max_output_tokens": -3,
-           "feature": "no spaces allowed"}
+    bad = {
+        "messages": [{"role": "user", "content": "x"}],
+        "max_output_tokens": -3,
+        "feature": "no spaces allowed",
+    }
     with pytest.raises(lanes.TaskValidationError) as info:
         lanes.enqueue_many([good, good, bad])
     assert info.value.index == 2

@@ -22,23 +22,41 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, *, flavor: Flavor, endpoint: str, body: dict[str, Any], batch: bool
-                 ) -> tuple[int, dict[str, Any]]:
+    def __call__(
+        self, *, flavor: Flavor, endpoint: str, body: dict[str, Any], batch: bool
+    ) -> tuple[int, dict[str, Any]]:
         self.calls.append({"flavor": flavor, "endpoint": endpoint, "body": body, "batch": batch})
         if body["model"] == "bad-model":
-            return 404, {"type": "error", "request_id": "req_x",
-                         "error": {"type": "not_found_error", "message": "model: bad-model"}}
-        return 200, {"id": "msg_1", "type": "message", "role": "assistant",
-                     "model": body["model"], "content": [{"type": "text", "text": "ok"}],
-                     "stop_reason": "end_turn", "stop_sequence": None,
-                     "usage": {"input_tokens": 10, "output_tokens": 5,
-                               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-                               "service_tier": "standard"}}
+            return 404, {
+                "type": "error",
+                "request_id": "req_x",
+                "error": {"type": "not_found_error", "message": "model: bad-model"},
+            }
+        return 200, {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": "ok"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "service_tier": "standard",
+            },
+        }
 
 
 def params(model: str = "claude-x", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}],
-            **extra}
+    return {
+        "model": model,
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+        **extra,
+    }
 
 
 def reqs(*ids: str) -> dict[str, Any]:
@@ -50,18 +68,26 @@ class Sim:
         self.clock = VirtualClock(scale=1e-9, start=T0)
         self.executor = FakeExecutor()
         timing = BatchTiming(request_seconds=1, finalizing_seconds=10, cancel_seconds=30)
-        self.engine = BatchEngine(clock=self.clock, execute=self.executor, timing=timing,
-                                  **engine_kw)
+        self.engine = BatchEngine(
+            clock=self.clock, execute=self.executor, timing=timing, **engine_kw
+        )
 
     def call(self, method: str, path: str, body: Any = b"") -> SimResponse:
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
         flavor, canonical, dep = normalize_path(path)
-        request = SimRequest(method=method, path=canonical, raw_path=path,
-                             query=dict(parse_qsl(urlsplit(path).query)),
-                             headers={"content-type": "application/json"}, body=body,
-                             flavor=flavor, deployment=dep, base_url=BASE,
-                             received_at=time.time())
+        request = SimRequest(
+            method=method,
+            path=canonical,
+            raw_path=path,
+            query=dict(parse_qsl(urlsplit(path).query)),
+            headers={"content-type": "application/json"},
+            body=body,
+            flavor=flavor,
+            deployment=dep,
+            base_url=BASE,
+            received_at=time.time(),
+        )
         response = self.engine.handle(request)
         assert response is not None
         return response
@@ -92,8 +118,13 @@ def test_create_progress_and_results(sim: Sim) -> None:
     assert datetime.fromisoformat(batch["expires_at"]).timestamp() == T0 + 86_400
     sim.clock.advance(2.5)
     b = sim.json("GET", f"/v1/messages/batches/{bid}")
-    assert b["request_counts"] == {"processing": 3, "succeeded": 0, "errored": 0,
-                                   "canceled": 0, "expired": 0}
+    assert b["request_counts"] == {
+        "processing": 3,
+        "succeeded": 0,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 0,
+    }
     assert len(sim.executor.calls) == 2
     assert sim.call("GET", f"/v1/messages/batches/{bid}/results").status == 400
     sim.clock.advance(11)  # last line at +3, ended at +13
@@ -106,16 +137,22 @@ def test_create_progress_and_results(sim: Sim) -> None:
     assert set(results) == {"a", "b", "c"}
     assert results["a"]["type"] == "succeeded"
     assert results["a"]["message"]["usage"]["service_tier"] == "batch"
-    assert all(c["batch"] and c["endpoint"] == "/v1/messages" and c["flavor"] == "anthropic"
-               for c in sim.executor.calls)
+    assert all(
+        c["batch"] and c["endpoint"] == "/v1/messages" and c["flavor"] == "anthropic"
+        for c in sim.executor.calls
+    )
 
 
 @pytest.mark.parametrize(
     "body",
     [
         {"requests": []},
-        {"requests": [{"custom_id": "a", "params": params()},
-                      {"custom_id": "a", "params": params()}]},
+        {
+            "requests": [
+                {"custom_id": "a", "params": params()},
+                {"custom_id": "a", "params": params()},
+            ]
+        },
         {"requests": [{"custom_id": "a", "params": params(stream=True)}]},
         {"requests": [{"custom_id": "a", "params": {**params(), "max_tokens": 0}}]},
         {"requests": [{"custom_id": "a", "params": params(speed="fast")}]},
@@ -155,8 +192,13 @@ def test_errored_and_expired_lines(sim: Sim) -> None:
     b = sim.json("GET", f"/v1/messages/batches/{bid}")
     assert b["processing_status"] == "ended"
     assert datetime.fromisoformat(b["ended_at"]).timestamp() == T0 + 86_400
-    assert b["request_counts"] == {"processing": 0, "succeeded": 1, "errored": 2,
-                                   "canceled": 0, "expired": 1}
+    assert b["request_counts"] == {
+        "processing": 0,
+        "succeeded": 1,
+        "errored": 2,
+        "canceled": 0,
+        "expired": 1,
+    }
     results = sim.results(bid)
     assert results["b"]["type"] == "errored"
     assert results["b"]["error"]["error"]["type"] == "api_error"
@@ -175,8 +217,13 @@ def test_cancel_then_delete(sim: Sim) -> None:
     sim.clock.advance(30)
     b = sim.json("GET", f"/v1/messages/batches/{bid}")
     assert b["processing_status"] == "ended"
-    assert b["request_counts"] == {"processing": 0, "succeeded": 2, "errored": 0,
-                                   "canceled": 2, "expired": 0}
+    assert b["request_counts"] == {
+        "processing": 0,
+        "succeeded": 2,
+        "errored": 0,
+        "canceled": 2,
+        "expired": 0,
+    }
     assert sim.results(bid)["d"] == {"type": "canceled"}
     assert sim.json("POST", f"/v1/messages/batches/{bid}/cancel")["processing_status"] == "ended"
     deleted = sim.json("DELETE", f"/v1/messages/batches/{bid}")

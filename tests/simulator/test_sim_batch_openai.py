@@ -24,50 +24,90 @@ class FakeExecutor:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, *, flavor: Flavor, endpoint: str, body: dict[str, Any], batch: bool
-                 ) -> tuple[int, dict[str, Any]]:
+    def __call__(
+        self, *, flavor: Flavor, endpoint: str, body: dict[str, Any], batch: bool
+    ) -> tuple[int, dict[str, Any]]:
         self.calls.append({"flavor": flavor, "endpoint": endpoint, "body": body, "batch": batch})
         if body.get("model") == "bad-model":
-            return 404, {"error": {"message": "model not found", "type": "invalid_request_error",
-                                   "param": "model", "code": "model_not_found"}}
+            return 404, {
+                "error": {
+                    "message": "model not found",
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": "model_not_found",
+                }
+            }
         if endpoint == "/v1/responses":
-            return 200, {"id": "resp_1", "object": "response", "status": "completed",
-                         "model": body["model"], "output": [],
-                         "usage": {"input_tokens": 20, "output_tokens": 4, "total_tokens": 24,
-                                   "input_tokens_details": {"cached_tokens": 8},
-                                   "output_tokens_details": {"reasoning_tokens": 1}}}
+            return 200, {
+                "id": "resp_1",
+                "object": "response",
+                "status": "completed",
+                "model": body["model"],
+                "output": [],
+                "usage": {
+                    "input_tokens": 20,
+                    "output_tokens": 4,
+                    "total_tokens": 24,
+                    "input_tokens_details": {"cached_tokens": 8},
+                    "output_tokens_details": {"reasoning_tokens": 1},
+                },
+            }
         return 200, {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": int(T0),
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": int(T0),
             "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": "ok", "refusal": None}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-                      "prompt_tokens_details": {"cached_tokens": 2},
-                      "completion_tokens_details": {"reasoning_tokens": 0}},
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": "ok", "refusal": None},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+                "prompt_tokens_details": {"cached_tokens": 2},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
         }
 
 
-def make_request(method: str, raw_path: str, body: Any = b"", *,
-                 headers: dict[str, str] | None = None) -> SimRequest:
+def make_request(
+    method: str, raw_path: str, body: Any = b"", *, headers: dict[str, str] | None = None
+) -> SimRequest:
     flavor, path, deployment = normalize_path(raw_path)
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     if not isinstance(body, bytes):
         body = json.dumps(body).encode()
         hdrs.setdefault("content-type", "application/json")
-    return SimRequest(method=method, path=path, raw_path=raw_path,
-                      query=dict(parse_qsl(urlsplit(raw_path).query)), headers=hdrs, body=body,
-                      flavor=flavor, deployment=deployment, base_url="http://127.0.0.1:9",
-                      received_at=time.time())
+    return SimRequest(
+        method=method,
+        path=path,
+        raw_path=raw_path,
+        query=dict(parse_qsl(urlsplit(raw_path).query)),
+        headers=hdrs,
+        body=body,
+        flavor=flavor,
+        deployment=deployment,
+        base_url="http://127.0.0.1:9",
+        received_at=time.time(),
+    )
 
 
 def multipart(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     out = b""
     for name, value in fields.items():
-        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
-                f"{value}\r\n").encode()
-    out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: application/jsonl\r\n\r\n").encode()
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
+    out += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{filename}"\r\nContent-Type: application/jsonl\r\n\r\n'
+    ).encode()
     out += data + f"\r\n--{boundary}--\r\n".encode()
     return out, f"multipart/form-data; boundary={boundary}"
 
@@ -76,20 +116,27 @@ def jsonl(rows: list[dict[str, Any]]) -> bytes:
     return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
 
 
-def chat_line(cid: str, *, model: str = "gpt-x", url: str = "/v1/chat/completions"
-              ) -> dict[str, Any]:
-    return {"custom_id": cid, "method": "POST", "url": url,
-            "body": {"model": model, "messages": [{"role": "user", "content": cid}]}}
+def chat_line(
+    cid: str, *, model: str = "gpt-x", url: str = "/v1/chat/completions"
+) -> dict[str, Any]:
+    return {
+        "custom_id": cid,
+        "method": "POST",
+        "url": url,
+        "body": {"model": model, "messages": [{"role": "user", "content": cid}]},
+    }
 
 
 class Sim:
     def __init__(self, **engine_kw: Any) -> None:
         self.clock = VirtualClock(scale=1e-9, start=T0)
         self.executor = FakeExecutor()
-        timing = BatchTiming(validating_seconds=10, request_seconds=1, finalizing_seconds=10,
-                             cancel_seconds=30)
-        self.engine = BatchEngine(clock=self.clock, execute=self.executor, timing=timing,
-                                  **engine_kw)
+        timing = BatchTiming(
+            validating_seconds=10, request_seconds=1, finalizing_seconds=10, cancel_seconds=30
+        )
+        self.engine = BatchEngine(
+            clock=self.clock, execute=self.executor, timing=timing, **engine_kw
+        )
         self.prefix = "/v1"
 
     def call(self, method: str, path: str, body: Any = b"", **kw: Any) -> SimResponse:
@@ -104,17 +151,19 @@ class Sim:
 
     def upload(self, data: bytes, **fields: str) -> dict[str, Any]:
         body, ctype = multipart({"purpose": "batch", **fields}, "in.jsonl", data)
-        response = self.call("POST", f"{self.prefix}/files", body,
-                             headers={"Content-Type": ctype})
+        response = self.call("POST", f"{self.prefix}/files", body, headers={"Content-Type": ctype})
         assert response.status == 200, response.body
         return json.loads(response.encoded())
 
-    def create(self, rows: list[dict[str, Any]], *, endpoint: str = "/v1/chat/completions",
-               **extra: Any) -> dict[str, Any]:
+    def create(
+        self, rows: list[dict[str, Any]], *, endpoint: str = "/v1/chat/completions", **extra: Any
+    ) -> dict[str, Any]:
         file_id = self.upload(jsonl(rows))["id"]
-        return self.json("POST", f"{self.prefix}/batches",
-                         {"input_file_id": file_id, "endpoint": endpoint,
-                          "completion_window": "24h", **extra})
+        return self.json(
+            "POST",
+            f"{self.prefix}/batches",
+            {"input_file_id": file_id, "endpoint": endpoint, "completion_window": "24h", **extra},
+        )
 
     def get(self, batch_id: str) -> dict[str, Any]:
         return self.json("GET", f"{self.prefix}/batches/{batch_id}")
@@ -132,8 +181,9 @@ def sim() -> Sim:
 
 def test_files_upload_list_retrieve_content_delete(sim: Sim) -> None:
     data = jsonl([chat_line("a")])
-    created = sim.upload(data, **{"expires_after[anchor]": "created_at",
-                                  "expires_after[seconds]": "3600"})
+    created = sim.upload(
+        data, **{"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
+    )
     assert created["object"] == "file" and created["purpose"] == "batch"
     assert created["bytes"] == len(data) and created["filename"] == "in.jsonl"
     assert created["expires_at"] == created["created_at"] + 3600
@@ -141,15 +191,15 @@ def test_files_upload_list_retrieve_content_delete(sim: Sim) -> None:
     assert sim.call("GET", f"/v1/files/{fid}/content").encoded() == data
     listing = sim.json("GET", "/v1/files?purpose=batch")
     assert [f["id"] for f in listing["data"]] == [fid] and listing["has_more"] is False
-    assert sim.json("DELETE", f"/v1/files/{fid}") == {"id": fid, "object": "file",
-                                                     "deleted": True}
+    assert sim.json("DELETE", f"/v1/files/{fid}") == {"id": fid, "object": "file", "deleted": True}
     missing = sim.call("GET", f"/v1/files/{fid}")
     assert missing.status == 404 and "x-request-id" in missing.headers
 
 
 def test_file_expires_on_the_virtual_clock(sim: Sim) -> None:
-    fid = sim.upload(b"x\n", **{"expires_after[anchor]": "created_at",
-                                "expires_after[seconds]": "3600"})["id"]
+    fid = sim.upload(
+        b"x\n", **{"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
+    )["id"]
     sim.clock.advance(3601)
     assert sim.call("GET", f"/v1/files/{fid}").status == 404
 
@@ -159,11 +209,16 @@ def test_file_upload_rejects_bad_purpose_and_expiry(sim: Sim) -> None:
     bad = sim.call("POST", "/v1/files", body, headers={"content-type": ctype})
     assert bad.status == 400
     assert json.loads(bad.encoded())["error"]["param"] == "purpose"
-    body, ctype = multipart({"purpose": "batch", "expires_after[anchor]": "created_at",
-                             "expires_after[seconds]": "5"}, "a.jsonl", b"{}")
+    body, ctype = multipart(
+        {"purpose": "batch", "expires_after[anchor]": "created_at", "expires_after[seconds]": "5"},
+        "a.jsonl",
+        b"{}",
+    )
     assert sim.call("POST", "/v1/files", body, headers={"content-type": ctype}).status == 400
-    assert sim.call("POST", "/v1/files", b"{}", headers={"content-type": "application/json"}
-                    ).status == 400
+    assert (
+        sim.call("POST", "/v1/files", b"{}", headers={"content-type": "application/json"}).status
+        == 400
+    )
 
 
 def test_happy_path_lifecycle_is_lazy_and_stamped(sim: Sim) -> None:
@@ -186,16 +241,19 @@ def test_happy_path_lifecycle_is_lazy_and_stamped(sim: Sim) -> None:
     assert b["status"] == "completed" and b["completed_at"] == int(T0) + 23
     assert b["model"] == "gpt-x" and b["error_file_id"] is None
     assert b["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
-    assert b["usage"] == {"input_tokens": 30, "input_tokens_details": {"cached_tokens": 6},
-                          "output_tokens": 15, "output_tokens_details": {"reasoning_tokens": 0},
-                          "total_tokens": 45}
+    assert b["usage"] == {
+        "input_tokens": 30,
+        "input_tokens_details": {"cached_tokens": 6},
+        "output_tokens": 15,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 45,
+    }
     out = sim.lines(b["output_file_id"])
     assert set(out) == {"a", "b", "c"}
     assert out["b"]["response"]["status_code"] == 200 and out["b"]["error"] is None
     assert out["b"]["response"]["body"]["object"] == "chat.completion"
     assert out["b"]["id"].startswith("batch_req_")
-    assert all(c["batch"] and c["endpoint"] == "/v1/chat/completions"
-               for c in sim.executor.calls)
+    assert all(c["batch"] and c["endpoint"] == "/v1/chat/completions" for c in sim.executor.calls)
     assert len(sim.executor.calls) == 3
     meta = sim.json("GET", f"/v1/files/{b['output_file_id']}")
     assert meta["purpose"] == "batch_output"
@@ -222,8 +280,9 @@ def test_responses_endpoint_usage(sim: Sim) -> None:
         ([{**chat_line("a"), "method": "GET"}], "invalid_method", 1),
     ],
 )
-def test_invalid_lines_fail_the_batch(sim: Sim, rows: list[dict[str, Any]], code: str,
-                                      line: int) -> None:
+def test_invalid_lines_fail_the_batch(
+    sim: Sim, rows: list[dict[str, Any]], code: str, line: int
+) -> None:
     bid = sim.create(rows)["id"]
     assert sim.get(bid)["status"] == "validating"
     sim.clock.advance(10)
@@ -236,8 +295,11 @@ def test_invalid_lines_fail_the_batch(sim: Sim, rows: list[dict[str, Any]], code
 
 def test_invalid_json_empty_and_too_many(sim: Sim) -> None:
     fid = sim.upload(b'{"custom_id": "a"\n')["id"]
-    bid = sim.json("POST", "/v1/batches", {"input_file_id": fid, "completion_window": "24h",
-                                           "endpoint": "/v1/chat/completions"})["id"]
+    bid = sim.json(
+        "POST",
+        "/v1/batches",
+        {"input_file_id": fid, "completion_window": "24h", "endpoint": "/v1/chat/completions"},
+    )["id"]
     sim.clock.advance(10)
     assert sim.get(bid)["errors"]["data"][0]["code"] == "invalid_json_line"
     small = Sim(limits=BatchLimits(openai_max_requests=2))
@@ -245,8 +307,11 @@ def test_invalid_json_empty_and_too_many(sim: Sim) -> None:
     small.clock.advance(10)
     assert small.get(bid)["errors"]["data"][0]["code"] == "too_many_tasks"
     fid = small.upload(b"\n")["id"]
-    bid = small.json("POST", "/v1/batches", {"input_file_id": fid, "completion_window": "24h",
-                                             "endpoint": "/v1/chat/completions"})["id"]
+    bid = small.json(
+        "POST",
+        "/v1/batches",
+        {"input_file_id": fid, "completion_window": "24h", "endpoint": "/v1/chat/completions"},
+    )["id"]
     small.clock.advance(10)
     assert small.get(bid)["errors"]["data"][0]["code"] == "empty_file"
 
@@ -254,9 +319,13 @@ def test_invalid_json_empty_and_too_many(sim: Sim) -> None:
 def test_create_rejects_bad_parameters_synchronously(sim: Sim) -> None:
     fid = sim.upload(jsonl([chat_line("a")]))["id"]
     base = {"input_file_id": fid, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
-    for patch in ({"endpoint": "/v1/nope"}, {"completion_window": "48h"},
-                  {"input_file_id": "file-missing"}, {"metadata": {"k": "v" * 513}},
-                  {"metadata": {str(i): "v" for i in range(17)}}):
+    for patch in (
+        {"endpoint": "/v1/nope"},
+        {"completion_window": "48h"},
+        {"input_file_id": "file-missing"},
+        {"metadata": {"k": "v" * 513}},
+        {"metadata": {str(i): "v" for i in range(17)}},
+    ):
         response = sim.call("POST", "/v1/batches", {**base, **patch})
         assert response.status == 400, patch
         assert json.loads(response.encoded())["error"]["type"] == "invalid_request_error"
@@ -323,8 +392,10 @@ def test_azure_batches_do_not_expire_and_accept_short_endpoint() -> None:
     sim = Sim()
     sim.prefix = "/openai"
     sim.engine.set_faults(expire_custom_ids=["b"])
-    rows = [chat_line("a", model="dep", url="/chat/completions"),
-            chat_line("b", model="dep", url="/v1/chat/completions")]
+    rows = [
+        chat_line("a", model="dep", url="/chat/completions"),
+        chat_line("b", model="dep", url="/v1/chat/completions"),
+    ]
     batch = sim.create(rows, endpoint="/chat/completions")
     assert batch["endpoint"] == "/chat/completions"
     sim.clock.advance(3 * 86_400)
@@ -403,8 +474,12 @@ def test_fail_validation_fault_is_one_shot(sim: Sim) -> None:
 def test_ghost_create_answers_500_but_stores_the_batch(sim: Sim) -> None:
     sim.engine.set_faults(ghost_creates=1)
     fid = sim.upload(jsonl([chat_line("a")]))["id"]
-    body = {"input_file_id": fid, "endpoint": "/v1/chat/completions",
-            "completion_window": "24h", "metadata": {"accumulator_batch": "b-1"}}
+    body = {
+        "input_file_id": fid,
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        "metadata": {"accumulator_batch": "b-1"},
+    }
     first = sim.call("POST", "/v1/batches", body)
     assert first.status == 500 and "x-request-id" in first.headers
     second = sim.json("POST", "/v1/batches", body)

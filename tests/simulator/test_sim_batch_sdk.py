@@ -18,15 +18,21 @@ from workers.simulator.config import SimConfig
 from workers.simulator.server import SimulatorServer
 
 DAY = 86_400
-TIMING = {"validating_seconds": 10, "request_seconds": 1, "finalizing_seconds": 10,
-          "cancel_seconds": 30}
+TIMING = {
+    "validating_seconds": 10,
+    "request_seconds": 1,
+    "finalizing_seconds": 10,
+    "cancel_seconds": 30,
+}
 
 
-def control(server: SimulatorServer, method: str, path: str,
-            body: dict[str, Any] | None = None) -> Any:
+def control(
+    server: SimulatorServer, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.url + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        server.url + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -51,16 +57,18 @@ def sim() -> Iterator[SimulatorServer]:
 
 @pytest.fixture
 def oai(sim: SimulatorServer) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=0,
-                           timeout=10)
+    client = openai.OpenAI(
+        base_url=sim.openai_base_url, api_key="sk-test", max_retries=0, timeout=10
+    )
     yield client
     client.close()
 
 
 @pytest.fixture
 def claude(sim: SimulatorServer) -> Iterator[anthropic.Anthropic]:
-    client = anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="sk-test",
-                                 max_retries=0, timeout=10)
+    client = anthropic.Anthropic(
+        base_url=sim.anthropic_base_url, api_key="sk-test", max_retries=0, timeout=10
+    )
     yield client
     client.close()
 
@@ -69,18 +77,28 @@ def jsonl(rows: list[dict[str, Any]]) -> bytes:
     return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
 
 
-def chat_line(cid: str, *, model: str = "gpt-5.4-mini", url: str = "/v1/chat/completions"
-              ) -> dict[str, Any]:
-    return {"custom_id": cid, "method": "POST", "url": url,
-            "body": {"model": model, "messages": [{"role": "user", "content": f"say {cid}"}],
-                     "max_completion_tokens": 20}}
+def chat_line(
+    cid: str, *, model: str = "gpt-5.4-mini", url: str = "/v1/chat/completions"
+) -> dict[str, Any]:
+    return {
+        "custom_id": cid,
+        "method": "POST",
+        "url": url,
+        "body": {
+            "model": model,
+            "messages": [{"role": "user", "content": f"say {cid}"}],
+            "max_completion_tokens": 20,
+        },
+    }
 
 
 def submit(client: openai.OpenAI, rows: list[dict[str, Any]], **extra: Any) -> Any:
-    uploaded = client.files.create(file=("in.jsonl", jsonl(rows), "application/jsonl"),
-                                   purpose="batch")
-    return client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                 completion_window="24h", **extra)
+    uploaded = client.files.create(
+        file=("in.jsonl", jsonl(rows), "application/jsonl"), purpose="batch"
+    )
+    return client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", **extra
+    )
 
 
 def by_custom_id(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[str, Any]]:
@@ -90,14 +108,19 @@ def by_custom_id(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[s
 
 
 def test_openai_happy_path(sim: SimulatorServer, oai: openai.OpenAI) -> None:
-    uploaded = oai.files.create(file=("in.jsonl", jsonl([chat_line(c) for c in "abc"]),
-                                      "application/jsonl"),
-                                purpose="batch",
-                                expires_after={"anchor": "created_at", "seconds": 7200})
+    uploaded = oai.files.create(
+        file=("in.jsonl", jsonl([chat_line(c) for c in "abc"]), "application/jsonl"),
+        purpose="batch",
+        expires_after={"anchor": "created_at", "seconds": 7200},
+    )
     assert uploaded.purpose == "batch" and uploaded.filename == "in.jsonl"
     assert uploaded.expires_at == uploaded.created_at + 7200
-    batch = oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                               completion_window="24h", metadata={"lane": "deferrable"})
+    batch = oai.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"lane": "deferrable"},
+    )
     assert batch.status == "validating" and batch._request_id
     sim.advance(3600)
     done = oai.batches.retrieve(batch.id)
@@ -108,7 +131,8 @@ def test_openai_happy_path(sim: SimulatorServer, oai: openai.OpenAI) -> None:
     lines = by_custom_id(oai, done.output_file_id)
     assert set(lines) == {"a", "b", "c"}
     assert done.usage.input_tokens == sum(
-        line["response"]["body"]["usage"]["prompt_tokens"] for line in lines.values())
+        line["response"]["body"]["usage"]["prompt_tokens"] for line in lines.values()
+    )
     assert lines["a"]["response"]["status_code"] == 200
     assert lines["a"]["response"]["body"]["choices"][0]["message"]["role"] == "assistant"
     assert oai.files.retrieve(done.output_file_id or "").purpose == "batch_output"
@@ -139,8 +163,9 @@ def test_openai_partial_expiry(sim: SimulatorServer, oai: openai.OpenAI) -> None
     assert len(by_custom_id(oai, done.output_file_id)) == 2
 
 
-def test_openai_failed_validation_duplicate_custom_id(sim: SimulatorServer,
-                                                      oai: openai.OpenAI) -> None:
+def test_openai_failed_validation_duplicate_custom_id(
+    sim: SimulatorServer, oai: openai.OpenAI
+) -> None:
     batch = submit(oai, [chat_line("a"), chat_line("b"), chat_line("a")])
     sim.advance(60)
     failed = oai.batches.retrieve(batch.id)
@@ -168,21 +193,34 @@ def test_openai_cancel(sim: SimulatorServer, oai: openai.OpenAI) -> None:
 def test_openai_ghost_create_is_retried_into_a_duplicate(sim: SimulatorServer) -> None:
     """The SDK retries the 500; both batches exist and carry the accumulator's metadata."""
     set_faults(sim, ghost_creates=1)
-    client = openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=1,
-                           timeout=10)
+    client = openai.OpenAI(
+        base_url=sim.openai_base_url, api_key="sk-test", max_retries=1, timeout=10
+    )
     batch = submit(client, [chat_line("a")], metadata={"lanes_batch": "acc-1"})
-    tagged = [b for b in client.batches.list(limit=100)
-              if (b.metadata or {}).get("lanes_batch") == "acc-1"]
+    tagged = [
+        b
+        for b in client.batches.list(limit=100)
+        if (b.metadata or {}).get("lanes_batch") == "acc-1"
+    ]
     assert len(tagged) == 2 and batch.id in {b.id for b in tagged}
     client.close()
 
 
-def test_anthropic_batch_results_are_typed(sim: SimulatorServer,
-                                           claude: anthropic.Anthropic) -> None:
+def test_anthropic_batch_results_are_typed(
+    sim: SimulatorServer, claude: anthropic.Anthropic
+) -> None:
     set_faults(sim, error_custom_ids=["b"])
-    requests = [{"custom_id": cid, "params": {"model": "claude-haiku-4-5", "max_tokens": 32,
-                                              "messages": [{"role": "user", "content": "hi"}]}}
-                for cid in "abc"]
+    requests = [
+        {
+            "custom_id": cid,
+            "params": {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 32,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        }
+        for cid in "abc"
+    ]
     batch = claude.messages.batches.create(requests=requests)  # type: ignore[arg-type]
     assert batch.processing_status == "in_progress" and batch.results_url is None
     assert batch.request_counts.processing == 3
@@ -202,16 +240,20 @@ def test_anthropic_batch_results_are_typed(sim: SimulatorServer,
     assert claude.messages.batches.delete(batch.id).type == "message_batch_deleted"
 
 
-def test_anthropic_cancel_and_validation(sim: SimulatorServer,
-                                         claude: anthropic.Anthropic) -> None:
-    params: Any = {"model": "claude-haiku-4-5", "max_tokens": 32,
-                   "messages": [{"role": "user", "content": "hi"}]}
+def test_anthropic_cancel_and_validation(sim: SimulatorServer, claude: anthropic.Anthropic) -> None:
+    params: Any = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     with pytest.raises(anthropic.BadRequestError):
-        claude.messages.batches.create(requests=[
-            {"custom_id": "a", "params": params}, {"custom_id": "a", "params": params}])
+        claude.messages.batches.create(
+            requests=[{"custom_id": "a", "params": params}, {"custom_id": "a", "params": params}]
+        )
     set_timing(sim, request_seconds=100)
-    batch = claude.messages.batches.create(requests=[
-        {"custom_id": c, "params": params} for c in "abc"])
+    batch = claude.messages.batches.create(
+        requests=[{"custom_id": c, "params": params} for c in "abc"]
+    )
     sim.advance(150)
     assert claude.messages.batches.cancel(batch.id).processing_status == "canceling"
     sim.advance(60)
@@ -220,15 +262,22 @@ def test_anthropic_cancel_and_validation(sim: SimulatorServer,
 
 
 def test_azure_files_and_batches(sim: SimulatorServer) -> None:
-    client = openai.AzureOpenAI(azure_endpoint=sim.azure_endpoint,
-                                api_version="2025-04-01-preview", api_key="sk-test",
-                                max_retries=0, timeout=10)
+    client = openai.AzureOpenAI(
+        azure_endpoint=sim.azure_endpoint,
+        api_version="2025-04-01-preview",
+        api_key="sk-test",
+        max_retries=0,
+        timeout=10,
+    )
     rows = [chat_line(c, model="gpt-batch-deploy", url="/chat/completions") for c in "ab"]
-    uploaded = client.files.create(file=("in.jsonl", jsonl(rows), "application/jsonl"),
-                                   purpose="batch")
-    batch = client.batches.create(input_file_id=uploaded.id,
-                                  endpoint="/chat/completions",  # type: ignore[arg-type]
-                                  completion_window="24h")
+    uploaded = client.files.create(
+        file=("in.jsonl", jsonl(rows), "application/jsonl"), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id,
+        endpoint="/chat/completions",  # type: ignore[arg-type]
+        completion_window="24h",
+    )
     assert batch.endpoint == "/chat/completions"
     sim.advance(3 * DAY)
     done = client.batches.retrieve(batch.id)
@@ -241,12 +290,22 @@ def test_azure_files_and_batches(sim: SimulatorServer) -> None:
     client.close()
 
 
-def test_control_summary_and_reset(sim: SimulatorServer, oai: openai.OpenAI,
-                                   claude: anthropic.Anthropic) -> None:
+def test_control_summary_and_reset(
+    sim: SimulatorServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
     submit(oai, [chat_line("a")])
-    claude.messages.batches.create(requests=[{"custom_id": "a", "params": {
-        "model": "claude-haiku-4-5", "max_tokens": 8,
-        "messages": [{"role": "user", "content": "hi"}]}}])
+    claude.messages.batches.create(
+        requests=[
+            {
+                "custom_id": "a",
+                "params": {
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            }
+        ]
+    )
     summary = control(sim, "GET", "/_sim/batches")
     assert summary["openai"]["by_status"] == {"validating": 1}
     assert summary["anthropic"]["by_status"] == {"in_progress": 1}
@@ -255,6 +314,7 @@ def test_control_summary_and_reset(sim: SimulatorServer, oai: openai.OpenAI,
     assert control(sim, "GET", "/_sim/batch_faults")["ghost_creates"] == 0
     assert control(sim, "GET", "/_sim/batches")["openai"]["total"] == 0
     with pytest.raises(openai.BadRequestError) as info:
-        oai.batches.create(input_file_id="file-missing", endpoint="/v1/chat/completions",
-                           completion_window="24h")
+        oai.batches.create(
+            input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
+        )
     assert info.value.request_id

@@ -44,11 +44,20 @@ def claude(sim: SimulatorServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(api_key=KEY, base_url=sim.anthropic_base_url, max_retries=0)
 
 
-def http(sim: SimulatorServer, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def http(
+    sim: SimulatorServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(sim.url + path, data=data, method=method,
-                                 headers={"content-type": "application/json", **(headers or {})})
+    req = urllib.request.Request(
+        sim.url + path,
+        data=data,
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
@@ -58,8 +67,12 @@ def http(sim: SimulatorServer, method: str, path: str, body: Any = None,
 
 def test_chat_completion_shape_usage_and_request_id(oai: openai.OpenAI) -> None:
     raw = oai.chat.completions.with_raw_response.create(
-        model="gpt-5.4", messages=[{"role": "system", "content": "Be brief."},
-                                   {"role": "user", "content": "Say hello"}])
+        model="gpt-5.4",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say hello"},
+        ],
+    )
     assert raw.headers["x-request-id"].startswith("req_")
     r = raw.parse()
     assert r.object == "chat.completion" and r.model == "gpt-5.4"
@@ -85,16 +98,20 @@ def test_same_request_same_answer_and_model_changes_it(oai: openai.OpenAI) -> No
 
 
 def test_max_completion_tokens_truncates_with_length(oai: openai.OpenAI) -> None:
-    r = oai.chat.completions.create(model="gpt-5.4", max_completion_tokens=3,
-                                    messages=[{"role": "user", "content": "Tell me a story"}])
+    r = oai.chat.completions.create(
+        model="gpt-5.4",
+        max_completion_tokens=3,
+        messages=[{"role": "user", "content": "Tell me a story"}],
+    )
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 3
     assert len(r.choices[0].message.content or "") <= 12
 
 
 def test_chat_logprobs(oai: openai.OpenAI) -> None:
-    r = oai.chat.completions.create(model="gpt-5.4", logprobs=True, top_logprobs=3,
-                                    messages=[{"role": "user", "content": "hi"}])
+    r = oai.chat.completions.create(
+        model="gpt-5.4", logprobs=True, top_logprobs=3, messages=[{"role": "user", "content": "hi"}]
+    )
     lp = r.choices[0].logprobs
     assert lp is not None and lp.content
     assert "".join(t.token for t in lp.content) == r.choices[0].message.content
@@ -102,14 +119,23 @@ def test_chat_logprobs(oai: openai.OpenAI) -> None:
 
 
 def test_json_modes(oai: openai.OpenAI) -> None:
-    r = oai.chat.completions.create(model="gpt-5.4", response_format={"type": "json_object"},
-                                    messages=[{"role": "user", "content": "json please"}])
+    r = oai.chat.completions.create(
+        model="gpt-5.4",
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "json please"}],
+    )
     assert isinstance(json.loads(r.choices[0].message.content or ""), dict)
-    schema = {"type": "object", "properties": {"city": {"type": "string"},
-                                               "score": {"type": "integer"}},
-              "required": ["city", "score"], "additionalProperties": False}
-    r2 = oai.responses.create(model="gpt-5.4", input="city?", text={"format": {
-        "type": "json_schema", "name": "city", "schema": schema, "strict": True}})
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "score": {"type": "integer"}},
+        "required": ["city", "score"],
+        "additionalProperties": False,
+    }
+    r2 = oai.responses.create(
+        model="gpt-5.4",
+        input="city?",
+        text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
+    )
     data = json.loads(r2.output_text)
     assert isinstance(data["city"], str) and isinstance(data["score"], int)
 
@@ -119,8 +145,9 @@ def test_responses_shape_incomplete_and_input_tokens(oai: openai.OpenAI) -> None
     assert r.object == "response" and r.status == "completed" and r.output_text
     assert r._request_id and r._request_id.startswith("req_")
     assert r.usage is not None
-    counted = oai.responses.input_tokens.count(model="gpt-5.4", instructions="Be brief.",
-                                               input="Explain caching")
+    counted = oai.responses.input_tokens.count(
+        model="gpt-5.4", instructions="Be brief.", input="Explain caching"
+    )
     assert counted.input_tokens == r.usage.input_tokens
     assert r.usage.input_tokens_details.cached_tokens == 0
     assert r.usage.input_tokens_details.cache_write_tokens == 0
@@ -133,8 +160,11 @@ def test_responses_shape_incomplete_and_input_tokens(oai: openai.OpenAI) -> None
 
 def test_anthropic_messages_and_count_tokens(claude: anthropic.Anthropic) -> None:
     raw = claude.messages.with_raw_response.create(
-        model="claude-haiku-4-5", max_tokens=100, system="You are terse.",
-        messages=[{"role": "user", "content": "Hello"}])
+        model="claude-haiku-4-5",
+        max_tokens=100,
+        system="You are terse.",
+        messages=[{"role": "user", "content": "Hello"}],
+    )
     assert raw.headers["request-id"].startswith("req_")
     m = raw.parse()
     assert m.type == "message" and m.role == "assistant" and m.stop_reason == "end_turn"
@@ -143,11 +173,15 @@ def test_anthropic_messages_and_count_tokens(claude: anthropic.Anthropic) -> Non
     assert m.usage.input_tokens == count_text("You are terse.") + count_text("Hello")
     assert m.usage.cache_read_input_tokens == 0 and m.usage.cache_creation_input_tokens == 0
     assert m.usage.service_tier == "standard"
-    counted = claude.messages.count_tokens(model="claude-haiku-4-5", system="You are terse.",
-                                           messages=[{"role": "user", "content": "Hello"}])
+    counted = claude.messages.count_tokens(
+        model="claude-haiku-4-5",
+        system="You are terse.",
+        messages=[{"role": "user", "content": "Hello"}],
+    )
     assert counted.input_tokens == m.usage.input_tokens
-    short = claude.messages.create(model="claude-haiku-4-5", max_tokens=2,
-                                   messages=[{"role": "user", "content": "Hello"}])
+    short = claude.messages.create(
+        model="claude-haiku-4-5", max_tokens=2, messages=[{"role": "user", "content": "Hello"}]
+    )
     assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 2
 
 
@@ -161,10 +195,13 @@ def test_anthropic_validation_error_envelope(claude: anthropic.Anthropic) -> Non
 
 
 def test_azure_client_paths(sim: SimulatorServer) -> None:
-    az = openai.AzureOpenAI(api_key=KEY, azure_endpoint=sim.azure_endpoint,
-                            api_version="2025-04-01-preview", max_retries=0)
-    r = az.chat.completions.create(model="my-deploy",
-                                   messages=[{"role": "user", "content": "hi"}])
+    az = openai.AzureOpenAI(
+        api_key=KEY,
+        azure_endpoint=sim.azure_endpoint,
+        api_version="2025-04-01-preview",
+        max_retries=0,
+    )
+    r = az.chat.completions.create(model="my-deploy", messages=[{"role": "user", "content": "hi"}])
     assert r.model == "my-deploy" and r.choices[0].message.content
     r2 = az.responses.create(model="my-deploy", input="hi")
     assert r2.output_text
@@ -172,8 +209,10 @@ def test_azure_client_paths(sim: SimulatorServer) -> None:
     assert v1.chat.completions.create(model="dep", messages=[{"role": "user", "content": "x"}])
     log = sim.requests()
     assert [(e["flavor"], e["path"]) for e in log] == [
-        ("azure", "/v1/chat/completions"), ("azure", "/v1/responses"),
-        ("azure", "/v1/chat/completions")]
+        ("azure", "/v1/chat/completions"),
+        ("azure", "/v1/responses"),
+        ("azure", "/v1/chat/completions"),
+    ]
     assert log[0]["deployment"] == "my-deploy" and "api-version" in log[0]["raw_path"]
 
 
@@ -183,18 +222,22 @@ def test_models_list(oai: openai.OpenAI) -> None:
 
 
 def test_missing_key_is_401_in_each_dialect_and_never_logged(sim: SimulatorServer) -> None:
-    status, headers, body = http(sim, "POST", "/v1/chat/completions",
-                                 {"model": "gpt-5.4", "messages": []})
+    status, headers, body = http(
+        sim, "POST", "/v1/chat/completions", {"model": "gpt-5.4", "messages": []}
+    )
     assert status == 401 and body["error"]["type"] == "invalid_request_error"
     assert "x-request-id" in {k.lower() for k in headers}
     status, headers, body = http(sim, "POST", "/v1/messages", {"model": "c"})
     assert status == 401 and body["type"] == "error"
     assert body["error"]["type"] == "authentication_error"
     assert "request-id" in {k.lower() for k in headers}
-    status, _, _ = http(sim, "POST", "/v1/messages/count_tokens",
-                        {"model": "claude-haiku-4-5",
-                         "messages": [{"role": "user", "content": "x"}]},
-                        headers={"x-api-key": "secret-key-123"})
+    status, _, _ = http(
+        sim,
+        "POST",
+        "/v1/messages/count_tokens",
+        {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]},
+        headers={"x-api-key": "secret-key-123"},
+    )
     assert status == 200
     assert "secret-key-123" not in json.dumps(sim.requests())
 
@@ -202,26 +245,40 @@ def test_missing_key_is_401_in_each_dialect_and_never_logged(sim: SimulatorServe
 def test_streaming_chat_and_anthropic(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
     msgs: Any = [{"role": "user", "content": "stream it"}]
     plain = oai.chat.completions.create(model="gpt-5.4", messages=msgs)
-    chunks = list(oai.chat.completions.create(model="gpt-5.4", messages=msgs, stream=True,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-5.4", messages=msgs, stream=True, stream_options={"include_usage": True}
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content
     assert chunks[-1].usage is not None
     assert plain.usage is not None and chunks[-1].usage.total_tokens == plain.usage.total_tokens
-    with claude.messages.stream(model="claude-haiku-4-5", max_tokens=50,
-                                messages=[{"role": "user", "content": "hi"}]) as stream:
+    with claude.messages.stream(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
         final = stream.get_final_message()
     assert final.content[0].type == "text" and final.content[0].text
 
 
 def test_executor_reports_batch_tier(sim: SimulatorServer) -> None:
     status, body = sim.executor(
-        flavor="anthropic", endpoint="/v1/messages", batch=True,
-        body={"model": "claude-haiku-4-5", "max_tokens": 20,
-              "messages": [{"role": "user", "content": "hi"}]})
+        flavor="anthropic",
+        endpoint="/v1/messages",
+        batch=True,
+        body={
+            "model": "claude-haiku-4-5",
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
     assert status == 200 and body["usage"]["service_tier"] == "batch"
-    status, body = sim.executor(flavor="openai", endpoint="/v1/chat/completions", batch=True,
-                                body={"model": "gpt-5.4", "messages": []})
+    status, body = sim.executor(
+        flavor="openai",
+        endpoint="/v1/chat/completions",
+        batch=True,
+        body={"model": "gpt-5.4", "messages": []},
+    )
     assert status == 400 and body["error"]["param"] == "messages"
 
 
@@ -238,7 +295,8 @@ def test_control_api_over_http(sim: SimulatorServer, oai: openai.OpenAI) -> None
     later = http(sim, "GET", f"/_sim/requests?since={seq}")[2]["requests"]
     assert len(later) == 1 and later[0]["model"] == "gpt-5.4" and later[0]["retry_count"] == 0
     assert http(sim, "POST", "/_sim/config", {"latency_ms": {"gpt-x": 5}})[2]["latency_ms"] == {
-        "gpt-x": 5.0}
+        "gpt-x": 5.0
+    }
     assert http(sim, "POST", "/_sim/faults", {"faults": []})[0] == 400
     assert http(sim, "POST", "/_sim/reset")[2] == {"ok": True}
     assert http(sim, "GET", "/_sim/requests")[2]["requests"] == []
@@ -251,6 +309,7 @@ def test_default_server_registers_the_batch_engine() -> None:
 
 
 # -- OpenAPI conformance of the two main bodies (required keys only; no validator here) -----
+
 
 @cache
 def _yaml_lines() -> list[str]:
@@ -282,17 +341,29 @@ def required_keys(schema: str) -> set[str]:
 
 @pytest.mark.skipif(not OPENAPI.exists(), reason="reference OpenAPI spec not present")
 def test_bodies_have_openapi_required_keys(sim: SimulatorServer) -> None:
-    status, chat = sim.executor(flavor="openai", endpoint="/v1/chat/completions", batch=False,
-                                body={"model": "gpt-5.4", "logprobs": True, "top_logprobs": 1,
-                                      "messages": [{"role": "user", "content": "hi"}]})
+    status, chat = sim.executor(
+        flavor="openai",
+        endpoint="/v1/chat/completions",
+        batch=False,
+        body={
+            "model": "gpt-5.4",
+            "logprobs": True,
+            "top_logprobs": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+    )
     assert status == 200
     assert required_keys("CreateChatCompletionResponse") <= set(chat)
     assert {"finish_reason", "index", "message", "logprobs"} <= set(chat["choices"][0])
     assert required_keys("CompletionUsage") <= set(chat["usage"])
     token = chat["choices"][0]["logprobs"]["content"][0]
     assert required_keys("ChatCompletionTokenLogprob") <= set(token)
-    status, resp = sim.executor(flavor="openai", endpoint="/v1/responses", batch=False,
-                                body={"model": "gpt-5.4", "input": "hi"})
+    status, resp = sim.executor(
+        flavor="openai",
+        endpoint="/v1/responses",
+        batch=False,
+        body={"model": "gpt-5.4", "input": "hi"},
+    )
     assert status == 200
     assert required_keys("Response") <= set(resp)
     assert required_keys("ResponseUsage") <= set(resp["usage"])

@@ -23,8 +23,9 @@ def table() -> PriceTable:
 
 
 def test_openai_56_subset_semantics_and_125x_writes(table: PriceTable) -> None:
-    usage = Usage(input_tokens=10_000, cached_input_tokens=6_000, cache_write_tokens=2_000,
-                  output_tokens=500)
+    usage = Usage(
+        input_tokens=10_000, cached_input_tokens=6_000, cache_write_tokens=2_000, output_tokens=500
+    )
     cost = table.cost(provider="openai", model="gpt-5.6-sol", usage=usage)
     # uncached 2,000 x $5, read 6,000 x $0.50, write 2,000 x $6.25 (1.25 x 5), out 500 x $30
     assert cost.uncached_input == D("0.01")
@@ -36,8 +37,9 @@ def test_openai_56_subset_semantics_and_125x_writes(table: PriceTable) -> None:
 
 
 def test_openai_before_56_writes_bill_as_plain_input(table: PriceTable) -> None:
-    with_writes = Usage(input_tokens=10_000, cached_input_tokens=4_000, cache_write_tokens=3_000,
-                        output_tokens=100)
+    with_writes = Usage(
+        input_tokens=10_000, cached_input_tokens=4_000, cache_write_tokens=3_000, output_tokens=100
+    )
     cost = table.cost(provider="openai", model="gpt-5.4", usage=with_writes)
     # 3,000 x 2.5 + 4,000 x 0.25 + 3,000 x 2.5 + 100 x 15 = 17,500 micro-USD
     assert cost.usd == D("0.0175")
@@ -46,12 +48,18 @@ def test_openai_before_56_writes_bill_as_plain_input(table: PriceTable) -> None:
 
 
 def test_anthropic_5m_and_1h_writes(table: PriceTable) -> None:
-    usage = Usage.from_anthropic({
-        "input_tokens": 100, "cache_read_input_tokens": 5_000,
-        "cache_creation_input_tokens": 3_000,
-        "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000},
-        "output_tokens": 200,
-    })
+    usage = Usage.from_anthropic(
+        {
+            "input_tokens": 100,
+            "cache_read_input_tokens": 5_000,
+            "cache_creation_input_tokens": 3_000,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": 1_000,
+                "ephemeral_1h_input_tokens": 2_000,
+            },
+            "output_tokens": 200,
+        }
+    )
     cost = table.cost(provider="anthropic", model="claude-opus-5", usage=usage)
     # 100 x 5 + 5,000 x 0.5 + 1,000 x 6.25 + 2,000 x 10 + 200 x 25 = 34,250 micro-USD
     assert cost.uncached_input == D("0.0005")
@@ -64,8 +72,9 @@ def test_anthropic_5m_and_1h_writes(table: PriceTable) -> None:
 def test_anthropic_write_multipliers(table: PriceTable, model: str) -> None:
     price = table.price(provider="anthropic", model=model)
     million_5m = Usage(input_tokens=1_000_000, cache_write_tokens=1_000_000)
-    million_1h = Usage(input_tokens=1_000_000, cache_write_tokens=1_000_000,
-                       cache_write_long_tokens=1_000_000)
+    million_1h = Usage(
+        input_tokens=1_000_000, cache_write_tokens=1_000_000, cache_write_long_tokens=1_000_000
+    )
     assert compute_cost(price, million_5m).usd == price.input * D("1.25")
     assert compute_cost(price, million_1h).usd == price.input * 2
 
@@ -78,8 +87,9 @@ def test_opus_55_reads_at_005x(table: PriceTable) -> None:
 
 
 def test_batch_halves_everything(table: PriceTable) -> None:
-    usage = Usage(input_tokens=10_000, cached_input_tokens=6_000, cache_write_tokens=2_000,
-                  output_tokens=500)
+    usage = Usage(
+        input_tokens=10_000, cached_input_tokens=6_000, cache_write_tokens=2_000, output_tokens=500
+    )
     cost = table.cost(provider="openai", model="gpt-5.6-sol", usage=usage, batch=True)
     assert cost.usd == D("0.02025")
     assert cost.batch is True
@@ -89,14 +99,26 @@ def test_batch_halves_everything(table: PriceTable) -> None:
 
 usages = st.builds(
     lambda total, cached, write, long_share, out: Usage(
-        input_tokens=total + cached + write, cached_input_tokens=cached,
-        cache_write_tokens=write, cache_write_long_tokens=write * long_share // 100,
-        output_tokens=out),
-    st.integers(0, 300_000), st.integers(0, 200_000), st.integers(0, 200_000),
-    st.integers(0, 100), st.integers(0, 50_000),
+        input_tokens=total + cached + write,
+        cached_input_tokens=cached,
+        cache_write_tokens=write,
+        cache_write_long_tokens=write * long_share // 100,
+        output_tokens=out,
+    ),
+    st.integers(0, 300_000),
+    st.integers(0, 200_000),
+    st.integers(0, 200_000),
+    st.integers(0, 100),
+    st.integers(0, 50_000),
 )
-models = st.sampled_from([("openai", "gpt-5.6-terra"), ("openai", "gpt-5.4-mini"),
-                          ("anthropic", "claude-haiku-5-5"), ("anthropic", "claude-opus-5-5")])
+models = st.sampled_from(
+    [
+        ("openai", "gpt-5.6-terra"),
+        ("openai", "gpt-5.4-mini"),
+        ("anthropic", "claude-haiku-5-5"),
+        ("anthropic", "claude-opus-5-5"),
+    ]
+)
 
 
 @given(usage=usages, provider_model=models)
@@ -142,28 +164,33 @@ def test_genai_prices_fallback_and_switch() -> None:
 
 def test_azure_uses_openai_prices(table: PriceTable) -> None:
     assert table.price(provider="azure", model="gpt-5.6-luna") == table.price(
-        provider="openai", model="gpt-5.6-luna")
+        provider="openai", model="gpt-5.6-luna"
+    )
 
 
 def test_dated_snapshot_and_vendor_prefix(table: PriceTable) -> None:
     assert table.price(provider="openai", model="gpt-5.4-2026-03-01").input == D("2.50")
     assert table.price(provider="anthropic", model="claude-haiku-4-5-20251001").input == D("1")
-    assert table.price(provider="openai_compatible",
-                       model="meta/llama-2-70b-chat").input == D("0.90")
+    assert table.price(provider="openai_compatible", model="meta/llama-2-70b-chat").input == D(
+        "0.90"
+    )
 
 
-@pytest.mark.parametrize(("provider", "model", "inp", "out"), [
-    ("openai", "gpt-4-1106-preview", "10", "30"),
-    ("openai", "gpt-3.5-turbo-1106", "1", "2"),
-    ("anthropic", "claude-v2", "8", "24"),
-    ("anthropic", "claude-v1", "8", "24"),
-    ("anthropic", "claude-instant-v1", "0.8", "2.4"),
-    ("together", "mistralai/mixtral-8x7b-chat", "0.6", "0.6"),
-    ("together", "mistralai/mistral-7b-chat", "0.2", "0.2"),
-    ("together", "zero-one-ai/Yi-34B-Chat", "0.8", "0.8"),
-    ("together", "WizardLM/WizardLM-13B-V1.2", "0.3", "0.3"),
-    ("together", "meta/code-llama-instruct-34b-chat", "0.776", "0.776"),
-])
+@pytest.mark.parametrize(
+    ("provider", "model", "inp", "out"),
+    [
+        ("openai", "gpt-4-1106-preview", "10", "30"),
+        ("openai", "gpt-3.5-turbo-1106", "1", "2"),
+        ("anthropic", "claude-v2", "8", "24"),
+        ("anthropic", "claude-v1", "8", "24"),
+        ("anthropic", "claude-instant-v1", "0.8", "2.4"),
+        ("together", "mistralai/mixtral-8x7b-chat", "0.6", "0.6"),
+        ("together", "mistralai/mistral-7b-chat", "0.2", "0.2"),
+        ("together", "zero-one-ai/Yi-34B-Chat", "0.8", "0.8"),
+        ("together", "WizardLM/WizardLM-13B-V1.2", "0.3", "0.3"),
+        ("together", "meta/code-llama-instruct-34b-chat", "0.776", "0.776"),
+    ],
+)
 def test_replay_models_resolve(
     table: PriceTable, provider: str, model: str, inp: str, out: str
 ) -> None:
@@ -179,23 +206,37 @@ def test_long_context_tier_applies_to_whole_request(table: PriceTable) -> None:
 
 def test_extra_override_file_wins_and_is_versioned(tmp_path: Path) -> None:
     path = tmp_path / "mine.json"
-    path.write_text(json.dumps({"version": "v7", "providers": {
-        "openai": {"gpt-5.4": {"input": "1", "output": "2"}},
-        "openai_compatible": {"my-llama": {"input": "0.1", "output": "0.2", "batch_factor": 1}},
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "v7",
+                "providers": {
+                    "openai": {"gpt-5.4": {"input": "1", "output": "2"}},
+                    "openai_compatible": {
+                        "my-llama": {"input": "0.1", "output": "0.2", "batch_factor": 1}
+                    },
+                },
+            }
+        )
+    )
     table = PriceTable(extra_override_path=path)
     mine = table.price(provider="openai", model="gpt-5.4")
     assert (mine.input, mine.cache_read, mine.version) == (D(1), D(1), "custom:v7")
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
-    assert table.cost(provider="openai_compatible", model="my-llama", usage=usage,
-                      batch=True).usd == D("0.3")
+    assert table.cost(
+        provider="openai_compatible", model="my-llama", usage=usage, batch=True
+    ).usd == D("0.3")
 
 
-@pytest.mark.parametrize("content", [
-    "not json", json.dumps({"models": {}}),
-    json.dumps({"providers": {"openai": {"x": {"input": "1"}}}}),
-    json.dumps({"providers": {"openai": {"x": {"input": "-1", "output": "1"}}}}),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        json.dumps({"models": {}}),
+        json.dumps({"providers": {"openai": {"x": {"input": "1"}}}}),
+        json.dumps({"providers": {"openai": {"x": {"input": "-1", "output": "1"}}}}),
+    ],
+)
 def test_malformed_override_file(tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -87,7 +87,11 @@ class AnthropicProvider:
         body = self.build_body(request)
         started = time.perf_counter()
         try:
-            headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
+            headers = (
+                {"X-Client-Request-Id": request.client_request_id}
+                if request.client_request_id
+                else None
+            )
             resp = self.client.messages.with_raw_response.create(**body, extra_headers=headers)
         except anthropic.APIStatusError as exc:
             status = exc.status_code

@@ -122,7 +122,11 @@ class OpenAIProvider:
 
     def call(self, request: ProviderRequest) -> ProviderResult:
         body = self.build_body(request)
-        headers = {"X-Client-Request-Id": request.client_request_id} if request.client_request_id else None
+        headers = (
+            {"X-Client-Request-Id": request.client_request_id}
+            if request.client_request_id
+            else None
+        )
         started = time.perf_counter()
         try:
             # Raw responses: we parse the JSON once into our own result instead of having

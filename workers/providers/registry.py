@@ -70,7 +70,9 @@ class ProviderRegistry:
                 )
             key = _secret(s.openai_compatible_api_key) or "none"
             client = openai.OpenAI(
-                api_key=key, base_url=s.openai_compatible_base_url, timeout=timeout,
+                api_key=key,
+                base_url=s.openai_compatible_base_url,
+                timeout=timeout,
                 max_retries=retries,
             )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)

@@ -15,12 +15,56 @@ from typing import Any
 from workers.simulator.tokens import count_text, split_tokens
 
 _WORDS = (
-    "the", "queue", "lane", "batch", "cache", "token", "prompt", "answer", "model", "tier",
-    "cheap", "fast", "slow", "result", "job", "worker", "deadline", "budget", "price", "ledger",
-    "provider", "request", "window", "prefix", "value", "check", "escalate", "simple", "clear",
-    "steady", "signal", "measure", "retry", "promote", "buffer", "flush", "ingest", "report",
-    "summary", "context", "detail", "reason", "plan", "draft", "final", "input", "output",
-    "simulated", "deterministic", "stable",
+    "the",
+    "queue",
+    "lane",
+    "batch",
+    "cache",
+    "token",
+    "prompt",
+    "answer",
+    "model",
+    "tier",
+    "cheap",
+    "fast",
+    "slow",
+    "result",
+    "job",
+    "worker",
+    "deadline",
+    "budget",
+    "price",
+    "ledger",
+    "provider",
+    "request",
+    "window",
+    "prefix",
+    "value",
+    "check",
+    "escalate",
+    "simple",
+    "clear",
+    "steady",
+    "signal",
+    "measure",
+    "retry",
+    "promote",
+    "buffer",
+    "flush",
+    "ingest",
+    "report",
+    "summary",
+    "context",
+    "detail",
+    "reason",
+    "plan",
+    "draft",
+    "final",
+    "input",
+    "output",
+    "simulated",
+    "deterministic",
+    "stable",
 )
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
@@ -31,8 +75,9 @@ def seed_for(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def natural_answer(*, model: str, prompt_text: str, min_tokens: int, max_tokens: int,
-                   index: int = 0) -> str:
+def natural_answer(
+    *, model: str, prompt_text: str, min_tokens: int, max_tokens: int, index: int = 0
+) -> str:
     """Sentence-like filler whose length (in simulator tokens) lies in [min, max]."""
     rng = random.Random(seed_for(model, prompt_text, str(index)))
     low, high = sorted((max(min_tokens, 1), max(max_tokens, 1)))
@@ -108,10 +153,12 @@ def token_logprobs(text: str, *, seed: int, low: bool, top: int) -> list[dict[st
             alt = rng.choice(_WORDS)[:4]
             alt_lp = round(lp - 1.0 - k - rng.random(), 4)
             alternatives.append({"token": alt, "logprob": alt_lp, "bytes": list(alt.encode())})
-        entries.append({
-            "token": token,
-            "logprob": lp,
-            "bytes": list(token.encode()),
-            "top_logprobs": alternatives[: max(top, 0)],
-        })
+        entries.append(
+            {
+                "token": token,
+                "logprob": lp,
+                "bytes": list(token.encode()),
+                "top_logprobs": alternatives[: max(top, 0)],
+            }
+        )
     return entries

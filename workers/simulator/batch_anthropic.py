@@ -58,8 +58,10 @@ def _check_request(item: Any, i: int, seen: dict[str, int]) -> BatchLine:
     if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
         raise BadParam(f"{where}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$")
     if custom_id in seen:
-        raise BadParam(f"{where}.custom_id: Duplicate custom_id {custom_id!r} (also used by "
-                       f"requests.{seen[custom_id]}); custom_id must be unique within a batch")
+        raise BadParam(
+            f"{where}.custom_id: Duplicate custom_id {custom_id!r} (also used by "
+            f"requests.{seen[custom_id]}); custom_id must be unique within a batch"
+        )
     seen[custom_id] = i
     params = item.get("params")
     if not isinstance(params, dict):
@@ -96,15 +98,25 @@ def _result(line: BatchLine, outcome: str) -> dict[str, Any]:
         return {"type": "succeeded", "message": message}
     body = line.response or {}
     if body.get("type") != "error" or not isinstance(body.get("error"), dict):
-        text = str((body.get("error") or {}).get("message", "Request failed")) \
-            if isinstance(body.get("error"), dict) else "Request failed"
+        text = (
+            str((body.get("error") or {}).get("message", "Request failed"))
+            if isinstance(body.get("error"), dict)
+            else "Request failed"
+        )
         body = anthropic_error_body(line.status or 500, text, line.request_id)
     return {"type": "errored", "error": body}
 
 
 class AnthropicBatches:
-    def __init__(self, *, clock: VirtualClock, execute: Executor, timing: BatchTiming,
-                 limits: BatchLimits, faults: FaultBook) -> None:
+    def __init__(
+        self,
+        *,
+        clock: VirtualClock,
+        execute: Executor,
+        timing: BatchTiming,
+        limits: BatchLimits,
+        faults: FaultBook,
+    ) -> None:
         self._clock = clock
         self._execute = execute
         self._timing = timing
@@ -115,7 +127,7 @@ class AnthropicBatches:
 
     # ---- routes -------------------------------------------------------------------------
     def handle(self, request: SimRequest) -> SimResponse:
-        segments = request.path[len(_PREFIX):].strip("/").split("/")
+        segments = request.path[len(_PREFIX) :].strip("/").split("/")
         segments = [s for s in segments if s]
         method = request.method
         with self._lock:
@@ -145,8 +157,10 @@ class AnthropicBatches:
         if not isinstance(requests, list) or not requests:
             raise BadParam("requests: Field required (a non-empty list)")
         if len(requests) > self._limits.anthropic_max_requests:
-            raise BadParam(f"requests: at most {self._limits.anthropic_max_requests} "
-                           f"requests per Message Batch")
+            raise BadParam(
+                f"requests: at most {self._limits.anthropic_max_requests} "
+                f"requests per Message Batch"
+            )
         seen: dict[str, int] = {}
         lines = [_check_request(item, i, seen) for i, item in enumerate(requests)]
         batch_id = new_id("msgbatch_")
@@ -155,10 +169,14 @@ class AnthropicBatches:
             raise BadParam("requests.0.params: Simulated validation failure.")
         now = self._clock.now()
         batch = MessageBatch(
-            id=batch_id, created_at=now, expires_at=now + self._timing.window_seconds,
-            lines=lines, plan=plan,
+            id=batch_id,
+            created_at=now,
+            expires_at=now + self._timing.window_seconds,
+            lines=lines,
+            plan=plan,
             all_done_at=schedule(lines, start=now, timing=self._timing, plan=plan),
-            cancel_at=None if plan.cancel_after_seconds is None
+            cancel_at=None
+            if plan.cancel_after_seconds is None
             else now + plan.cancel_after_seconds,
         )
         self._batches[batch_id] = batch
@@ -173,18 +191,24 @@ class AnthropicBatches:
         ids = list(reversed(self._batches))  # newest first
         if q.get("before_id"):
             end = ids.index(q["before_id"]) if q["before_id"] in ids else 0
-            page = ids[max(0, end - limit):end]
+            page = ids[max(0, end - limit) : end]
             has_more = end - limit > 0
         else:
             start = 0
             if q.get("after_id"):
                 start = ids.index(q["after_id"]) + 1 if q["after_id"] in ids else len(ids)
-            page = ids[start:start + limit]
+            page = ids[start : start + limit]
             has_more = start + limit < len(ids)
         data = [self.to_json(self._fresh(i), request.base_url) for i in page]
-        return ok("anthropic", {"data": data, "has_more": has_more,
-                                "first_id": page[0] if page else None,
-                                "last_id": page[-1] if page else None})
+        return ok(
+            "anthropic",
+            {
+                "data": data,
+                "has_more": has_more,
+                "first_id": page[0] if page else None,
+                "last_id": page[-1] if page else None,
+            },
+        )
 
     def _one(self, batch_id: str, request: SimRequest, *, delete: bool) -> SimResponse:
         if batch_id not in self._batches:
@@ -193,8 +217,10 @@ class AnthropicBatches:
         if not delete:
             return ok("anthropic", self.to_json(batch, request.base_url))
         if batch.status != "ended":
-            raise BadParam(f"Message Batch {batch_id} is still processing; cancel it and wait "
-                           f"for it to end before deleting it.")
+            raise BadParam(
+                f"Message Batch {batch_id} is still processing; cancel it and wait "
+                f"for it to end before deleting it."
+            )
         del self._batches[batch_id]
         return ok("anthropic", {"id": batch_id, "type": "message_batch_deleted"})
 
@@ -215,13 +241,20 @@ class AnthropicBatches:
             return self._missing(batch_id)
         batch = self._fresh(batch_id)
         if batch.status != "ended":
-            raise BadParam(f"Message Batch {batch_id} has not finished processing; results "
-                           f"are available once it has ended.")
+            raise BadParam(
+                f"Message Batch {batch_id} has not finished processing; results "
+                f"are available once it has ended."
+            )
         if self._archived_at(batch) is not None:
-            return anthropic_error(404, f"Results for Message Batch {batch_id} have been "
-                                        f"archived and are no longer available.")
-        rows = [json.dumps({"custom_id": ln.custom_id, "result": _result(ln, self._outcome(batch))})
-                for ln in batch.lines]
+            return anthropic_error(
+                404,
+                f"Results for Message Batch {batch_id} have been "
+                f"archived and are no longer available.",
+            )
+        rows = [
+            json.dumps({"custom_id": ln.custom_id, "result": _result(ln, self._outcome(batch))})
+            for ln in batch.lines
+        ]
         return raw("anthropic", ("\n".join(rows) + "\n").encode(), "application/binary")
 
     def _missing(self, batch_id: str) -> SimResponse:
@@ -242,10 +275,14 @@ class AnthropicBatches:
             t = self._timing
             done = math.inf if batch.all_done_at is None else batch.all_done_at
             finishes = done <= batch.expires_at
-            natural_end = (done + t.finalizing_seconds + batch.plan.extra_finalizing_seconds
-                           if finishes else batch.expires_at)
-            cancel = batch.cancel_at if batch.cancel_at is not None and batch.cancel_at <= now \
-                else None
+            natural_end = (
+                done + t.finalizing_seconds + batch.plan.extra_finalizing_seconds
+                if finishes
+                else batch.expires_at
+            )
+            cancel = (
+                batch.cancel_at if batch.cancel_at is not None and batch.cancel_at <= now else None
+            )
             if cancel is not None and cancel < natural_end:
                 batch.cancel_initiated_at = cancel
                 self._run(batch, cancel)
@@ -259,8 +296,12 @@ class AnthropicBatches:
                 batch.ended_at = end
 
     def _run(self, batch: MessageBatch, until: float) -> None:
-        LineRunner(execute=self._execute, flavor="anthropic", endpoint="/v1/messages",
-                   error_status=batch.plan.error_status).run_due(batch.lines, until)
+        LineRunner(
+            execute=self._execute,
+            flavor="anthropic",
+            endpoint="/v1/messages",
+            error_status=batch.plan.error_status,
+        ).run_due(batch.lines, until)
 
     # ---- views --------------------------------------------------------------------------
     @staticmethod
@@ -283,14 +324,16 @@ class AnthropicBatches:
     def to_json(self, batch: MessageBatch, base_url: str) -> dict[str, Any]:
         ended = batch.status == "ended"
         return {
-            "id": batch.id, "type": "message_batch", "processing_status": batch.status,
+            "id": batch.id,
+            "type": "message_batch",
+            "processing_status": batch.status,
             "request_counts": self.request_counts(batch),
-            "created_at": rfc3339(batch.created_at), "expires_at": rfc3339(batch.expires_at),
+            "created_at": rfc3339(batch.created_at),
+            "expires_at": rfc3339(batch.expires_at),
             "ended_at": rfc3339(batch.ended_at),
             "cancel_initiated_at": rfc3339(batch.cancel_initiated_at),
             "archived_at": rfc3339(self._archived_at(batch)),
-            "results_url": f"{base_url.rstrip('/')}{_PREFIX}/{batch.id}/results" if ended
-            else None,
+            "results_url": f"{base_url.rstrip('/')}{_PREFIX}/{batch.id}/results" if ended else None,
         }
 
     def clear(self) -> None:

@@ -64,17 +64,23 @@ def schedule(
 def _openai_forced(status: int) -> dict[str, Any]:
     if status >= 500:
         message = "The server had an error while processing your request. Sorry about that!"
-        return {"error": {"message": message, "type": "server_error", "param": None,
-                          "code": None}}
-    return {"error": {"message": "Simulated line failure.", "type": "invalid_request_error",
-                      "param": None, "code": "simulated_error"}}
+        return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+    return {
+        "error": {
+            "message": "Simulated line failure.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "simulated_error",
+        }
+    }
 
 
 class LineRunner:
     """Runs due lines through the executor (or a forced error) exactly once each."""
 
-    def __init__(self, *, execute: Executor, flavor: Flavor, endpoint: str,
-                 error_status: int) -> None:
+    def __init__(
+        self, *, execute: Executor, flavor: Flavor, endpoint: str, error_status: int
+    ) -> None:
         self._execute = execute
         self._flavor = flavor
         self._endpoint = endpoint
@@ -111,8 +117,7 @@ class LineRunner:
         message = f"Internal error while executing the request: {type(exc).__name__}"
         if self._flavor == "anthropic":
             return anthropic_error_body(500, message, rid)
-        return {"error": {"message": message, "type": "server_error", "param": None,
-                          "code": None}}
+        return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
 
 
 def count_by(lines: Iterable[BatchLine], predicate: Callable[[BatchLine], bool]) -> int:

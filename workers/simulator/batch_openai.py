@@ -38,13 +38,24 @@ from workers.simulator.files import FileStore
 from workers.simulator.protocol import Executor, Flavor, SimRequest, SimResponse
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-_STAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at",
-           "cancelling_at", "cancelled_at")
+_STAMPS = (
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
 _UNRUN = {
-    "expired": ("batch_expired",
-                "This request could not be executed before the completion window expired."),
-    "cancelled": ("batch_cancelled", "This request was not executed because the batch was "
-                  "cancelled."),
+    "expired": (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+    "cancelled": (
+        "batch_cancelled",
+        "This request was not executed because the batch was cancelled.",
+    ),
 }
 
 
@@ -93,43 +104,65 @@ def _usage(lines: list[BatchLine]) -> dict[str, Any]:
         cached += int(in_details.get("cached_tokens", 0) or 0)
         reasoning += int(out_details.get("reasoning_tokens", 0) or 0)
         total += int(u.get("total_tokens", i + o) or 0)
-    return {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": out, "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": total}
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": total,
+    }
 
 
 def _validate_metadata(value: Any, limits: BatchLimits) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > limits.metadata_max_pairs:
-        raise BadParam(f"metadata: at most {limits.metadata_max_pairs} string pairs.",
-                       param="metadata")
+        raise BadParam(
+            f"metadata: at most {limits.metadata_max_pairs} string pairs.", param="metadata"
+        )
     for key, val in value.items():
-        if not isinstance(val, str) or len(key) > limits.metadata_max_key or len(val) > (
-            limits.metadata_max_value
+        if (
+            not isinstance(val, str)
+            or len(key) > limits.metadata_max_key
+            or len(val) > (limits.metadata_max_value)
         ):
-            raise BadParam(f"metadata.{key}: keys ≤ {limits.metadata_max_key} chars, string "
-                           f"values ≤ {limits.metadata_max_value} chars.", param="metadata")
+            raise BadParam(
+                f"metadata.{key}: keys ≤ {limits.metadata_max_key} chars, string "
+                f"values ≤ {limits.metadata_max_value} chars.",
+                param="metadata",
+            )
     return dict(value)
 
 
 def _expires_after(value: Any, param: str) -> float | None:
     if value is None:
         return None
-    if (not isinstance(value, dict) or value.get("anchor") != "created_at"
-            or not isinstance(value.get("seconds"), int)
-            or not 3600 <= value["seconds"] <= 2_592_000):
-        raise BadParam(f"{param}: expected {{anchor: 'created_at', seconds: 3600..2592000}}.",
-                       param=param)
+    if (
+        not isinstance(value, dict)
+        or value.get("anchor") != "created_at"
+        or not isinstance(value.get("seconds"), int)
+        or not 3600 <= value["seconds"] <= 2_592_000
+    ):
+        raise BadParam(
+            f"{param}: expected {{anchor: 'created_at', seconds: 3600..2592000}}.", param=param
+        )
     return float(value["seconds"])
 
 
 class OpenAIBatches:
     """One flavor's batches (`openai` or `azure`), over that flavor's `FileStore`."""
 
-    def __init__(self, *, flavor: Flavor, clock: VirtualClock, execute: Executor,
-                 files: FileStore, timing: BatchTiming, limits: BatchLimits,
-                 faults: FaultBook) -> None:
+    def __init__(
+        self,
+        *,
+        flavor: Flavor,
+        clock: VirtualClock,
+        execute: Executor,
+        files: FileStore,
+        timing: BatchTiming,
+        limits: BatchLimits,
+        faults: FaultBook,
+    ) -> None:
         self.flavor: Flavor = flavor
         self._clock = clock
         self._execute = execute
@@ -155,8 +188,9 @@ class OpenAIBatches:
                 if len(segments) == 2 and segments[1] == "cancel" and method == "POST":
                     return self._cancel(segments[0])
             except BadParam as exc:
-                return openai_error(400, exc.message, flavor=self.flavor, param=exc.param,
-                                    code=exc.code)
+                return openai_error(
+                    400, exc.message, flavor=self.flavor, param=exc.param, code=exc.code
+                )
         return not_found_route(self.flavor, method, request.raw_path)
 
     def _create(self, request: SimRequest) -> SimResponse:
@@ -169,54 +203,76 @@ class OpenAIBatches:
         file_id = body.get("input_file_id")
         endpoint = body.get("endpoint")
         if not isinstance(file_id, str) or not isinstance(endpoint, str):
-            raise BadParam("Missing required parameters: 'input_file_id' and 'endpoint'.",
-                           code="missing_required_parameter")
+            raise BadParam(
+                "Missing required parameters: 'input_file_id' and 'endpoint'.",
+                code="missing_required_parameter",
+            )
         canonical = canonical_endpoint(endpoint, self.flavor)
         if canonical not in SUPPORTED_ENDPOINTS:
             raise BadParam(f"Invalid 'endpoint': {endpoint!r}.", param="endpoint")
         if body.get("completion_window") != "24h":
-            raise BadParam("Invalid 'completion_window': only '24h' is supported.",
-                           param="completion_window")
+            raise BadParam(
+                "Invalid 'completion_window': only '24h' is supported.", param="completion_window"
+            )
         metadata = _validate_metadata(body.get("metadata"), self._limits)
         out_expiry = _expires_after(body.get("output_expires_after"), "output_expires_after")
         stored = self._files.get(file_id)
         if stored is None:
-            raise BadParam(f"Invalid 'input_file_id': no such file {file_id!r}.",
-                           param="input_file_id")
+            raise BadParam(
+                f"Invalid 'input_file_id': no such file {file_id!r}.", param="input_file_id"
+            )
         if stored.purpose != "batch":
-            raise BadParam("The input file must be uploaded with purpose 'batch'.",
-                           param="input_file_id")
+            raise BadParam(
+                "The input file must be uploaded with purpose 'batch'.", param="input_file_id"
+            )
         batch_id = "batch_" + secrets.token_hex(16)
-        parsed = parse_input(stored.data, flavor=self.flavor, endpoint=canonical,
-                             limits=self._limits)
-        plan = self._faults.plan(flavor=self.flavor, batch_id=batch_id,
-                                 custom_ids=[ln.custom_id for ln in parsed.lines])
+        parsed = parse_input(
+            stored.data, flavor=self.flavor, endpoint=canonical, limits=self._limits
+        )
+        plan = self._faults.plan(
+            flavor=self.flavor, batch_id=batch_id, custom_ids=[ln.custom_id for ln in parsed.lines]
+        )
         if plan.fail_validation and not parsed.errors:
             parsed.fail("invalid_request", "Simulated validation failure.", line=1)
         now = self._clock.now()
         batch = OpenAIBatch(
-            id=batch_id, flavor=self.flavor, endpoint=endpoint, input_file_id=file_id,
-            completion_window="24h", metadata=metadata, output_expires_after=out_expiry,
-            created_at=now, expires_at=now + self._timing.window_seconds, parsed=parsed,
+            id=batch_id,
+            flavor=self.flavor,
+            endpoint=endpoint,
+            input_file_id=file_id,
+            completion_window="24h",
+            metadata=metadata,
+            output_expires_after=out_expiry,
+            created_at=now,
+            expires_at=now + self._timing.window_seconds,
+            parsed=parsed,
             plan=plan,
-            cancel_at=None if plan.cancel_after_seconds is None
+            cancel_at=None
+            if plan.cancel_after_seconds is None
             else now + plan.cancel_after_seconds,
         )
         self._batches[batch_id] = batch
         self.refresh(batch)
         if self._faults.take_ghost(self.flavor):
-            return openai_error(500, "The server had an error while processing your request.",
-                                flavor=self.flavor)
+            return openai_error(
+                500, "The server had an error while processing your request.", flavor=self.flavor
+            )
         return ok(self.flavor, self.to_json(batch))
 
     def _list(self, request: SimRequest) -> SimResponse:
         limit = query_int(request.query, "limit", default=20, low=1, high=100)
-        ids, has_more = page_after(list(reversed(self._batches)), request.query.get("after"),
-                                   limit)
+        ids, has_more = page_after(list(reversed(self._batches)), request.query.get("after"), limit)
         data = [self.to_json(self._fresh(i)) for i in ids]
-        return ok(self.flavor, {"object": "list", "data": data, "has_more": has_more,
-                                "first_id": ids[0] if ids else None,
-                                "last_id": ids[-1] if ids else None})
+        return ok(
+            self.flavor,
+            {
+                "object": "list",
+                "data": data,
+                "has_more": has_more,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            },
+        )
 
     def _retrieve(self, batch_id: str) -> SimResponse:
         if batch_id not in self._batches:
@@ -230,16 +286,18 @@ class OpenAIBatches:
         if batch.status in ("cancelling", "cancelled"):
             return ok(self.flavor, self.to_json(batch))
         if batch.status in TERMINAL:
-            raise BadParam(f"Cannot cancel a batch with status '{batch.status}'.",
-                           code="batch_not_cancellable")
+            raise BadParam(
+                f"Cannot cancel a batch with status '{batch.status}'.", code="batch_not_cancellable"
+            )
         now = self._clock.now()
         batch.cancel_at = now if batch.cancel_at is None else min(batch.cancel_at, now)
         self.refresh(batch)
         return ok(self.flavor, self.to_json(batch))
 
     def _missing(self, batch_id: str) -> SimResponse:
-        return openai_error(404, f"No batch found with id '{batch_id}'.", flavor=self.flavor,
-                            param="batch_id")
+        return openai_error(
+            404, f"No batch found with id '{batch_id}'.", flavor=self.flavor, param="batch_id"
+        )
 
     def _fresh(self, batch_id: str) -> OpenAIBatch:
         batch = self._batches[batch_id]
@@ -255,8 +313,9 @@ class OpenAIBatches:
             now = self._clock.now()
             t = self._timing
             t_valid = batch.created_at + t.validating_seconds
-            cancel = batch.cancel_at if batch.cancel_at is not None and batch.cancel_at <= now \
-                else None
+            cancel = (
+                batch.cancel_at if batch.cancel_at is not None and batch.cancel_at <= now else None
+            )
             if cancel is not None and cancel < t_valid:
                 self._cancelling(batch, cancel, now)
                 return
@@ -269,8 +328,7 @@ class OpenAIBatches:
                 return
             batch.stamps["in_progress_at"] = t_valid
             if not batch.scheduled:
-                batch.all_done_at = schedule(batch.lines, start=t_valid, timing=t,
-                                             plan=batch.plan)
+                batch.all_done_at = schedule(batch.lines, start=t_valid, timing=t, plan=batch.plan)
                 batch.scheduled = True
             expiry = math.inf if self.flavor == "azure" else batch.expires_at
             done = math.inf if batch.all_done_at is None else batch.all_done_at
@@ -307,9 +365,12 @@ class OpenAIBatches:
         self._finish(batch, "cancelled")
 
     def _run(self, batch: OpenAIBatch, until: float) -> None:
-        runner = LineRunner(execute=self._execute, flavor=self.flavor,
-                            endpoint=canonical_endpoint(batch.endpoint, self.flavor),
-                            error_status=batch.plan.error_status)
+        runner = LineRunner(
+            execute=self._execute,
+            flavor=self.flavor,
+            endpoint=canonical_endpoint(batch.endpoint, self.flavor),
+            error_status=batch.plan.error_status,
+        )
         runner.run_due(batch.lines, until)
 
     def _finish(self, batch: OpenAIBatch, status: str) -> None:
@@ -320,11 +381,16 @@ class OpenAIBatches:
         ok_lines: list[str] = []
         err_lines: list[str] = []
         for line in batch.lines:
-            record: dict[str, Any] = {"id": "batch_req_" + secrets.token_hex(16),
-                                      "custom_id": line.custom_id}
+            record: dict[str, Any] = {
+                "id": "batch_req_" + secrets.token_hex(16),
+                "custom_id": line.custom_id,
+            }
             if line.ran:
-                record["response"] = {"status_code": line.status, "request_id": line.request_id,
-                                      "body": line.response}
+                record["response"] = {
+                    "status_code": line.status,
+                    "request_id": line.request_id,
+                    "body": line.response,
+                }
                 record["error"] = None
                 (ok_lines if line.succeeded else err_lines).append(json.dumps(record))
             else:
@@ -339,8 +405,12 @@ class OpenAIBatches:
         if not lines:
             return None
         data = ("\n".join(lines) + "\n").encode()
-        stored = self._files.add(filename=f"{batch.id}_{kind}.jsonl", purpose="batch_output",
-                                 data=data, expires_after=batch.output_expires_after)
+        stored = self._files.add(
+            filename=f"{batch.id}_{kind}.jsonl",
+            purpose="batch_output",
+            data=data,
+            expires_after=batch.output_expires_after,
+        )
         return stored.id
 
     # ---- views --------------------------------------------------------------------------
@@ -358,11 +428,17 @@ class OpenAIBatches:
         if batch.status == "failed":
             errors = {"object": "list", "data": batch.parsed.errors}
         body: dict[str, Any] = {
-            "id": batch.id, "object": "batch", "endpoint": batch.endpoint,
-            "model": batch.parsed.model if batch.validated else None, "errors": errors,
-            "input_file_id": batch.input_file_id, "completion_window": batch.completion_window,
-            "status": batch.status, "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id, "created_at": unix(batch.created_at),
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": batch.endpoint,
+            "model": batch.parsed.model if batch.validated else None,
+            "errors": errors,
+            "input_file_id": batch.input_file_id,
+            "completion_window": batch.completion_window,
+            "status": batch.status,
+            "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id,
+            "created_at": unix(batch.created_at),
             "expires_at": unix(batch.expires_at),
         }
         for stamp in _STAMPS:

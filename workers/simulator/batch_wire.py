@@ -93,8 +93,9 @@ def openai_error(
 
 
 def anthropic_error_body(status: int, message: str, rid: str | None = None) -> dict[str, Any]:
-    error_type = ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else
-                                           "invalid_request_error")
+    error_type = ANTHROPIC_ERROR_TYPES.get(
+        status, "api_error" if status >= 500 else "invalid_request_error"
+    )
     return {
         "type": "error",
         "error": {"type": error_type, "message": message},
@@ -110,8 +111,9 @@ def anthropic_error(
     return SimResponse(status=status, body=body, headers={"request-id": rid, **(headers or {})})
 
 
-def error_for(flavor: Flavor, status: int, message: str, *, param: str | None = None,
-              code: str | None = None) -> SimResponse:
+def error_for(
+    flavor: Flavor, status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> SimResponse:
     """The error envelope of the caller's provider."""
     if flavor == "anthropic":
         return anthropic_error(status, message)

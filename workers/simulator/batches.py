@@ -62,14 +62,23 @@ class BatchEngine:
         for flavor in ("openai", "azure"):
             store = FileStore(clock=clock, timing=self.timing)
             self.files[flavor] = store
-            self._file_routes[flavor] = FileRoutes(store=store, flavor=flavor,
-                                                   limits=self.limits)
+            self._file_routes[flavor] = FileRoutes(store=store, flavor=flavor, limits=self.limits)
             self.openai[flavor] = OpenAIBatches(
-                flavor=flavor, clock=clock, execute=execute, files=store, timing=self.timing,
-                limits=self.limits, faults=self.fault_book,
+                flavor=flavor,
+                clock=clock,
+                execute=execute,
+                files=store,
+                timing=self.timing,
+                limits=self.limits,
+                faults=self.fault_book,
             )
-        self.anthropic = AnthropicBatches(clock=clock, execute=execute, timing=self.timing,
-                                          limits=self.limits, faults=self.fault_book)
+        self.anthropic = AnthropicBatches(
+            clock=clock,
+            execute=execute,
+            timing=self.timing,
+            limits=self.limits,
+            faults=self.fault_book,
+        )
 
     # ---- in-process fault API -----------------------------------------------------------
     @property

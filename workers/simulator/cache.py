@@ -19,8 +19,13 @@ from workers.simulator.errors import bad_request
 from workers.simulator.prompts import Prompt
 from workers.simulator.tokens import CHARS_PER_TOKEN
 
-TTL_SECONDS: dict[str, float] = {"5m": 300.0, "1h": 3600.0, "30m": 1800.0, "12h": 43_200.0,
-                                 "24h": 86_400.0}
+TTL_SECONDS: dict[str, float] = {
+    "5m": 300.0,
+    "1h": 3600.0,
+    "30m": 1800.0,
+    "12h": 43_200.0,
+    "24h": 86_400.0,
+}
 ANTHROPIC_MAX_BREAKPOINTS = 4
 OPENAI_MAX_READ_BREAKPOINTS = 80
 _MAX_ENTRIES = 200_000
@@ -141,14 +146,18 @@ def anthropic_validate(prompt: Prompt) -> None:
     """≤ 4 breakpoints, and 1h entries may not follow 5m ones (spec §6.2)."""
     marks = [prompt.blocks[i].breakpoint for i in prompt.breakpoints()]
     if len(marks) > ANTHROPIC_MAX_BREAKPOINTS:
-        raise bad_request(f"A maximum of {ANTHROPIC_MAX_BREAKPOINTS} blocks with cache_control "
-                          f"may be provided. Found {len(marks)}.")
+        raise bad_request(
+            f"A maximum of {ANTHROPIC_MAX_BREAKPOINTS} blocks with cache_control "
+            f"may be provided. Found {len(marks)}."
+        )
     seen_5m = False
     for mark in marks:
         ttl = mark.ttl if mark else None
         if ttl == "1h" and seen_5m:
-            raise bad_request("A 'ttl'='1h' cache_control block must not come after a "
-                              "'ttl'='5m' cache_control block.")
+            raise bad_request(
+                "A 'ttl'='1h' cache_control block must not come after a "
+                "'ttl'='5m' cache_control block."
+            )
         seen_5m = seen_5m or ttl in (None, "5m")
 
 

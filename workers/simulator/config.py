@@ -102,8 +102,12 @@ class SimConfig:
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a JSON update from the control API; unknown or mistyped keys raise."""
-        numbers = {"default_latency_ms", "per_output_token_ms", "latency_scale",
-                   "openai_in_memory_ttl_seconds"}
+        numbers = {
+            "default_latency_ms",
+            "per_output_token_ms",
+            "latency_scale",
+            "openai_in_memory_ttl_seconds",
+        }
         for key, value in values.items():
             if key == "latency_ms":
                 if not isinstance(value, dict) or not all(

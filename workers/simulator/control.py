@@ -66,8 +66,10 @@ class ControlRoutes:
             ("GET", "/_sim/scripts"): lambda r: {"rules": server.scripts.rules()},
             ("DELETE", "/_sim/scripts"): self._delete_scripts,
             ("POST", "/_sim/clock/advance"): self._advance,
-            ("GET", "/_sim/clock"): lambda r: {"now": server.clock.now(),
-                                               "scale": server.clock.scale},
+            ("GET", "/_sim/clock"): lambda r: {
+                "now": server.clock.now(),
+                "scale": server.clock.scale,
+            },
             ("GET", "/_sim/requests"): self._requests,
             ("GET", "/_sim/config"): lambda r: server.config.to_json(),
             ("POST", "/_sim/config"): self._config,
@@ -99,8 +101,9 @@ class ControlRoutes:
         path = data.get("path")
         if isinstance(path, str):
             path = normalize_path(path)[1]
-        queued = self._server.add_faults(faults, path=path, method=data.get("method", "POST"),
-                                         model=data.get("model"))
+        queued = self._server.add_faults(
+            faults, path=path, method=data.get("method", "POST"), model=data.get("model")
+        )
         return {"queued": queued}
 
     def _add_scripts(self, request: SimRequest) -> dict[str, Any]:

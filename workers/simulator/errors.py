@@ -58,8 +58,15 @@ class SimError(Exception):
         self.headers = dict(headers or {})
 
     def body(self, flavor: Flavor, rid: str | None = None) -> dict[str, Any]:
-        return error_body(flavor, self.status, self.message, param=self.param, code=self.code,
-                          error_type=self.error_type, rid=rid)
+        return error_body(
+            flavor,
+            self.status,
+            self.message,
+            param=self.param,
+            code=self.code,
+            error_type=self.error_type,
+            rid=rid,
+        )
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> SimError:

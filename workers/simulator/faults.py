@@ -20,8 +20,9 @@ from typing import Any
 from workers.simulator.errors import default_message, error_body, request_id_header
 from workers.simulator.protocol import Flavor, SimResponse
 
-BEHAVIOURS = frozenset({"normal", "truncate", "refuse", "empty", "low_logprobs", "error",
-                        "text", "latency"})
+BEHAVIOURS = frozenset(
+    {"normal", "truncate", "refuse", "empty", "low_logprobs", "error", "text", "latency"}
+)
 
 
 def _from_json(cls: Any, data: dict[str, Any], what: str) -> Any:
@@ -78,8 +79,9 @@ class Fault:
         if self.body is not None:
             return SimResponse(self.status, self.body, headers)
         message = self.message or default_message(self.status)
-        body = error_body(flavor, self.status, message, code=self.code,
-                          error_type=self.error_type, rid=rid)
+        body = error_body(
+            flavor, self.status, message, code=self.code, error_type=self.error_type, rid=rid
+        )
         return SimResponse(self.status, body, headers)
 
 
@@ -94,8 +96,14 @@ class FaultQueues:
         self._lock = threading.Lock()
         self._queues: dict[tuple[str, str], deque[Fault]] = {}
 
-    def push(self, faults: list[Fault], *, method: str = "POST", path: str | None = None,
-             model: str | None = None) -> int:
+    def push(
+        self,
+        faults: list[Fault],
+        *,
+        method: str = "POST",
+        path: str | None = None,
+        model: str | None = None,
+    ) -> int:
         if (path is None) == (model is None):
             raise ValueError("give exactly one of path or model")
         key = ("MODEL", model) if model is not None else (method.upper(), path or "")
@@ -118,9 +126,13 @@ class FaultQueues:
 
     def pending(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"method": m, "path": p, "count": len(q)} if m != "MODEL"
-                    else {"model": p, "count": len(q)}
-                    for (m, p), q in self._queues.items() if q]
+            return [
+                {"method": m, "path": p, "count": len(q)}
+                if m != "MODEL"
+                else {"model": p, "count": len(q)}
+                for (m, p), q in self._queues.items()
+                if q
+            ]
 
     def clear(self) -> None:
         with self._lock:

@@ -164,43 +164,57 @@ class FileRoutes:
             if len(segments) == 2 and segments[1] == "content" and method == "GET":
                 return self._content(segments[0])
         except BadParam as exc:
-            return openai_error(400, exc.message, flavor=self._flavor, param=exc.param,
-                                code=exc.code)
+            return openai_error(
+                400, exc.message, flavor=self._flavor, param=exc.param, code=exc.code
+            )
         return not_found_route(self._flavor, method, request.raw_path)
 
     def _missing(self, file_id: str) -> SimResponse:
-        return openai_error(404, f"No such File object: {file_id}", flavor=self._flavor,
-                            param="id")
+        return openai_error(404, f"No such File object: {file_id}", flavor=self._flavor, param="id")
 
     def _create(self, request: SimRequest) -> SimResponse:
         if len(request.body) > self._limits.max_upload_bytes:
-            return openai_error(413, "File exceeds the maximum upload size.",
-                                flavor=self._flavor, code="file_too_large")
+            return openai_error(
+                413,
+                "File exceeds the maximum upload size.",
+                flavor=self._flavor,
+                code="file_too_large",
+            )
         parts = parse_multipart(request.headers.get("content-type", ""), request.body)
         purpose = parts["purpose"].text() if "purpose" in parts else ""
         if purpose not in UPLOAD_PURPOSES:
             raise BadParam(f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
         upload = parts.get("file")
         if upload is None:
-            raise BadParam("Missing required parameter: 'file'.", param="file",
-                           code="missing_required_parameter")
+            raise BadParam(
+                "Missing required parameter: 'file'.",
+                param="file",
+                code="missing_required_parameter",
+            )
         expires_after: float | None = None
         if "expires_after[seconds]" in parts or "expires_after[anchor]" in parts:
             anchor = parts.get("expires_after[anchor]")
             if anchor is None or anchor.text() != "created_at":
-                raise BadParam("expires_after.anchor must be 'created_at'.",
-                               param="expires_after.anchor")
+                raise BadParam(
+                    "expires_after.anchor must be 'created_at'.", param="expires_after.anchor"
+                )
             seconds_part = parts.get("expires_after[seconds]")
             try:
                 seconds = int(seconds_part.text()) if seconds_part else -1
             except ValueError:
                 seconds = -1
             if not 3600 <= seconds <= 2_592_000:
-                raise BadParam("expires_after.seconds must be between 3600 and 2592000.",
-                               param="expires_after.seconds")
+                raise BadParam(
+                    "expires_after.seconds must be between 3600 and 2592000.",
+                    param="expires_after.seconds",
+                )
             expires_after = float(seconds)
-        stored = self.store.add(filename=upload.filename or "upload", purpose=purpose,
-                                data=upload.data, expires_after=expires_after)
+        stored = self.store.add(
+            filename=upload.filename or "upload",
+            purpose=purpose,
+            data=upload.data,
+            expires_after=expires_after,
+        )
         return ok(self._flavor, stored.to_json())
 
     def _list(self, request: SimRequest) -> SimResponse:
@@ -215,10 +229,16 @@ class FileRoutes:
         by_id = {f.id: f for f in files}
         ids, has_more = page_after(list(by_id), q.get("after"), limit)
         data = [by_id[i].to_json() for i in ids]
-        return ok(self._flavor, {
-            "object": "list", "data": data, "has_more": has_more,
-            "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None,
-        })
+        return ok(
+            self._flavor,
+            {
+                "object": "list",
+                "data": data,
+                "has_more": has_more,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            },
+        )
 
     def _one(self, file_id: str, *, delete: bool) -> SimResponse:
         stored = self.store.get(file_id)

@@ -60,8 +60,13 @@ class Outcome:
 
 def raise_scripted_error(rule: ScriptRule) -> None:
     if rule.behaviour == "error":
-        raise SimError(rule.status, rule.message or default_message(rule.status),
-                       code=rule.code, error_type=rule.error_type, headers=rule.headers)
+        raise SimError(
+            rule.status,
+            rule.message or default_message(rule.status),
+            code=rule.code,
+            error_type=rule.error_type,
+            headers=rule.headers,
+        )
 
 
 def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, str | None]:
@@ -91,7 +96,7 @@ def generate(
     prompt_text = call.prompt.text
     seed = seed_for(call.model, prompt_text, str(index), "logprobs")
     if behaviour == "refuse":
-        text = (rule.text if rule and rule.text else REFUSAL_TEXT)
+        text = rule.text if rule and rule.text else REFUSAL_TEXT
         return Generation(text, "refusal", count_text(text), seed=seed)
     if behaviour == "empty":
         return Generation("", "stop", 0, seed=seed)
@@ -100,9 +105,13 @@ def generate(
     elif json_mode or json_schema is not None:
         text = json_answer(model=call.model, prompt_text=prompt_text, schema=json_schema)
     else:
-        text = natural_answer(model=call.model, prompt_text=prompt_text,
-                              min_tokens=config.min_answer_tokens,
-                              max_tokens=config.max_answer_tokens, index=index)
+        text = natural_answer(
+            model=call.model,
+            prompt_text=prompt_text,
+            min_tokens=config.min_answer_tokens,
+            max_tokens=config.max_answer_tokens,
+            index=index,
+        )
     finish: Finish = "stop"
     if behaviour == "truncate":
         keep = rule.truncate_tokens if rule and rule.truncate_tokens else None
@@ -118,8 +127,14 @@ def generate(
         text = truncate_text(text, max_tokens)
         finish = "length"
         stop_hit = None
-    return Generation(text, finish, count_text(text), low_logprobs=behaviour == "low_logprobs",
-                      stop_sequence=stop_hit, seed=seed)
+    return Generation(
+        text,
+        finish,
+        count_text(text),
+        low_logprobs=behaviour == "low_logprobs",
+        stop_sequence=stop_hit,
+        seed=seed,
+    )
 
 
 def int_param(body: dict[str, Any], *names: str, low: int = 0) -> int | None:
@@ -129,7 +144,11 @@ def int_param(body: dict[str, Any], *names: str, low: int = 0) -> int | None:
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise SimError(400, f"Invalid '{name}': expected an integer >= {low}.", param=name,
-                           code="invalid_value")
+            raise SimError(
+                400,
+                f"Invalid '{name}': expected an integer >= {low}.",
+                param=name,
+                code="invalid_value",
+            )
         return value
     return None

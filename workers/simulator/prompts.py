@@ -17,8 +17,9 @@ from typing import Any
 from workers.simulator.errors import bad_request
 from workers.simulator.tokens import MEDIA_TOKENS, canonical_json, count_text
 
-_MEDIA_KINDS = frozenset({"image_url", "input_audio", "file", "input_image", "input_file",
-                          "image", "document", "audio"})
+_MEDIA_KINDS = frozenset(
+    {"image_url", "input_audio", "file", "input_image", "input_file", "image", "document", "audio"}
+)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,14 @@ class Prompt:
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks if b.text)
 
-    def add(self, *, head: str, text: str, tokens: int | None = None,
-            breakpoint: Breakpoint | None = None) -> None:
+    def add(
+        self,
+        *,
+        head: str,
+        text: str,
+        tokens: int | None = None,
+        breakpoint: Breakpoint | None = None,
+    ) -> None:
         count = count_text(text) if tokens is None else tokens
         self.blocks.append(Block(head, text, count, breakpoint))
 
@@ -70,12 +77,14 @@ def _openai_breakpoint(part: dict[str, Any]) -> Breakpoint | None:
     if marker is None:
         return None
     if not isinstance(marker, dict) or marker.get("mode") != "explicit":
-        raise bad_request("prompt_cache_breakpoint.mode must be 'explicit'.",
-                          param="prompt_cache_breakpoint.mode")
+        raise bad_request(
+            "prompt_cache_breakpoint.mode must be 'explicit'.", param="prompt_cache_breakpoint.mode"
+        )
     ttl = marker.get("ttl")
     if ttl not in (None, "30m", "12h"):
-        raise bad_request(f"Invalid prompt_cache_breakpoint.ttl: {ttl!r}.",
-                          param="prompt_cache_breakpoint.ttl")
+        raise bad_request(
+            f"Invalid prompt_cache_breakpoint.ttl: {ttl!r}.", param="prompt_cache_breakpoint.ttl"
+        )
     return Breakpoint(ttl)
 
 
@@ -111,8 +120,9 @@ def _add_openai_content(prompt: Prompt, role: str, content: Any, *, param: str) 
         prompt.add(head=head, text=content)
         return
     if not isinstance(content, list):
-        raise bad_request(f"Invalid type for '{param}': expected a string or an array.",
-                          param=param)
+        raise bad_request(
+            f"Invalid type for '{param}': expected a string or an array.", param=param
+        )
     for i, part in enumerate(content):
         if not isinstance(part, dict):
             raise bad_request(f"Invalid content part in '{param}'.", param=f"{param}[{i}]")
@@ -129,14 +139,18 @@ def _add_openai_content(prompt: Prompt, role: str, content: Any, *, param: str) 
 def render_chat(body: dict[str, Any]) -> Prompt:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad_request("Missing required parameter: 'messages'.", param="messages",
-                          code="missing_required_parameter")
+        raise bad_request(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
     prompt = Prompt()
     _add_tools(prompt, body.get("tools"), marker="prompt_cache_breakpoint")
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or "role" not in message:
-            raise bad_request(f"Invalid message at index {i}: 'role' is required.",
-                              param=f"messages[{i}].role")
+            raise bad_request(
+                f"Invalid message at index {i}: 'role' is required.", param=f"messages[{i}].role"
+            )
         role = str(message["role"])
         _add_openai_content(prompt, role, message.get("content"), param=f"messages[{i}].content")
         for call in message.get("tool_calls") or []:
@@ -153,20 +167,21 @@ def render_responses(body: dict[str, Any]) -> Prompt:
         prompt.add(head="<instructions>", text=instructions)
     items = body.get("input")
     if items is None:
-        raise bad_request("Missing required parameter: 'input'.", param="input",
-                          code="missing_required_parameter")
+        raise bad_request(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
     if isinstance(items, str):
         _add_openai_content(prompt, "user", items, param="input")
         return prompt
     if not isinstance(items, list):
-        raise bad_request("Invalid type for 'input': expected a string or an array.",
-                          param="input")
+        raise bad_request("Invalid type for 'input': expected a string or an array.", param="input")
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise bad_request(f"Invalid input item at index {i}.", param=f"input[{i}]")
         if "role" in item:
-            _add_openai_content(prompt, str(item["role"]), item.get("content"),
-                                param=f"input[{i}].content")
+            _add_openai_content(
+                prompt, str(item["role"]), item.get("content"), param=f"input[{i}].content"
+            )
         else:  # function calls, their outputs, reasoning items...
             text = canonical_json(item)
             prompt.add(head="<item>", text=text)

@@ -71,17 +71,24 @@ class RealtimeEngine:
         except ValueError:
             rid = new_request_id()
             err = bad_request("We could not parse the JSON body of your request.")
-            return SimResponse(400, err.body(request.flavor, rid),
-                               request_id_header(request.flavor, rid))
-        outcome = self.run(flavor=request.flavor, endpoint=request.path, body=body, batch=False,
-                           deployment=request.deployment)
+            return SimResponse(
+                400, err.body(request.flavor, rid), request_id_header(request.flavor, rid)
+            )
+        outcome = self.run(
+            flavor=request.flavor,
+            endpoint=request.path,
+            body=body,
+            batch=False,
+            deployment=request.deployment,
+        )
         if outcome.latency > 0:
             self._sleep(outcome.latency)
         headers = {**request_id_header(request.flavor, outcome.request_id), **outcome.headers}
         streamed = request.path in _GENERATING and isinstance(body, dict) and body.get("stream")
         if outcome.status == 200 and streamed:
-            return SimResponse(200, self._stream(request.path, outcome.body, body), headers,
-                               "text/event-stream")
+            return SimResponse(
+                200, self._stream(request.path, outcome.body, body), headers, "text/event-stream"
+            )
         return SimResponse(outcome.status, outcome.body, headers)
 
     # -- Executor -----------------------------------------------------------------------
@@ -114,16 +121,24 @@ class RealtimeEngine:
             render = _RENDER.get(endpoint)
             if render is None:
                 raise SimError(404, f"Invalid URL (POST {endpoint})", code="unknown_url")
-            call = Call(flavor=flavor, endpoint=endpoint, body=body, model=model, batch=batch,
-                        request_id=rid, now=self.clock.now())
+            call = Call(
+                flavor=flavor,
+                endpoint=endpoint,
+                body=body,
+                model=model,
+                batch=batch,
+                request_id=rid,
+                now=self.clock.now(),
+            )
             call.prompt = render(body)
             if endpoint in _GENERATING:
                 call.rule = self.scripts.match(model, call.prompt.text)
                 if call.rule is not None:
                     raise_scripted_error(call.rule)
             outcome = self._dispatch(call)
-            outcome.latency = (self.config.latency_for(model)
-                               + self.config.token_latency(outcome.output_tokens))
+            outcome.latency = self.config.latency_for(model) + self.config.token_latency(
+                outcome.output_tokens
+            )
         except SimError as exc:
             outcome = Outcome(exc.status, exc.body(flavor, rid), rid, headers=exc.headers)
         rule = call.rule if call else None
@@ -136,8 +151,9 @@ class RealtimeEngine:
         self.scripts.clear()
 
     # -- internals ----------------------------------------------------------------------
-    def _model(self, flavor: Flavor, endpoint: str, body: dict[str, Any],
-               deployment: str | None) -> str:
+    def _model(
+        self, flavor: Flavor, endpoint: str, body: dict[str, Any], deployment: str | None
+    ) -> str:
         model = body.get("model") or deployment
         if not isinstance(model, str) or not model:
             if flavor == "anthropic":
@@ -170,7 +186,11 @@ class RealtimeEngine:
     def _models(self, request: SimRequest) -> SimResponse:
         rid = new_request_id()
         if "anthropic-version" in request.headers:
-            return SimResponse(200, realtime_anthropic.models(self.config),
-                               request_id_header("anthropic", rid))
-        return SimResponse(200, realtime_openai.models(self.config, self.clock.now()),
-                           request_id_header(request.flavor, rid))
+            return SimResponse(
+                200, realtime_anthropic.models(self.config), request_id_header("anthropic", rid)
+            )
+        return SimResponse(
+            200,
+            realtime_openai.models(self.config, self.clock.now()),
+            request_id_header(request.flavor, rid),
+        )

@@ -18,8 +18,12 @@ from workers.simulator.errors import SimError, bad_request
 from workers.simulator.generation import Call, Outcome, generate
 from workers.simulator.tokens import count_text
 
-_STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "refusal": "refusal",
-                 "stop_sequence": "stop_sequence"}
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "refusal": "refusal",
+    "stop_sequence": "stop_sequence",
+}
 
 
 def validate(body: dict[str, Any], *, counting: bool = False) -> None:
@@ -62,24 +66,41 @@ def messages(call: Call, config: SimConfig, cache: PrefixCache) -> Outcome:
     if call.batch and (max_tokens == 0 or body.get("stream") or body.get("speed") == "fast"):
         raise bad_request("max_tokens=0, stream and speed=fast are not supported in batches.")
     anthropic_validate(call.prompt)
-    use = anthropic_use(cache, namespace=f"anthropic|{call.model}", prompt=call.prompt,
-                        min_tokens=config.anthropic_min_cache(call.model),
-                        lookback=config.anthropic_lookback_blocks)
+    use = anthropic_use(
+        cache,
+        namespace=f"anthropic|{call.model}",
+        prompt=call.prompt,
+        min_tokens=config.anthropic_min_cache(call.model),
+        lookback=config.anthropic_lookback_blocks,
+    )
     content: list[dict[str, Any]] = []
     stop_sequence = None
     forced = _forced_tool(body)
     if max_tokens == 0:  # cache pre-warm: nothing generated
         stop_reason, output = "max_tokens", 0
     elif forced is not None and (call.rule is None or call.rule.behaviour == "normal"):
-        args = json_answer(model=call.model, prompt_text=call.prompt.text,
-                           schema=forced.get("input_schema"))
-        content.append({"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24],
-                        "name": forced["name"], "input": _loads(args)})
+        args = json_answer(
+            model=call.model, prompt_text=call.prompt.text, schema=forced.get("input_schema")
+        )
+        content.append(
+            {
+                "type": "tool_use",
+                "id": "toolu_" + uuid.uuid4().hex[:24],
+                "name": forced["name"],
+                "input": _loads(args),
+            }
+        )
         stop_reason, output = "tool_use", count_text(args)
     else:
         schema = _schema(body)
-        gen = generate(call, config, max_tokens=max_tokens, json_schema=schema,
-                       json_mode=schema is not None, stop=body.get("stop_sequences"))
+        gen = generate(
+            call,
+            config,
+            max_tokens=max_tokens,
+            json_schema=schema,
+            json_mode=schema is not None,
+            stop=body.get("stop_sequences"),
+        )
         if gen.text or gen.finish == "refusal":
             content.append({"type": "text", "text": gen.text})
         stop_reason, output = _STOP_REASONS[gen.finish], gen.output_tokens
@@ -89,8 +110,10 @@ def messages(call: Call, config: SimConfig, cache: PrefixCache) -> Outcome:
         "output_tokens": output,
         "cache_creation_input_tokens": use.written,
         "cache_read_input_tokens": use.read,
-        "cache_creation": {"ephemeral_5m_input_tokens": use.written_by_ttl.get("5m", 0),
-                           "ephemeral_1h_input_tokens": use.written_by_ttl.get("1h", 0)},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": use.written_by_ttl.get("5m", 0),
+            "ephemeral_1h_input_tokens": use.written_by_ttl.get("1h", 0),
+        },
         "service_tier": "batch" if call.batch else "standard",
     }
     result = {
@@ -119,8 +142,14 @@ def count_tokens(call: Call) -> Outcome:
 
 
 def models(config: SimConfig) -> dict[str, Any]:
-    data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
-            for m in config.models if m.startswith("claude")]
-    return {"data": data, "has_more": False,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None}
+    data = [
+        {"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+        for m in config.models
+        if m.startswith("claude")
+    ]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }

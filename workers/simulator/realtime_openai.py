@@ -46,46 +46,78 @@ def cache_plan(call: Call, config: SimConfig, *, responses: bool) -> OpenAICache
     retention = body.get("prompt_cache_retention")
     new = supports_explicit_cache(model)
     if not new and options is not None:
-        raise SimError(400, f"'prompt_cache_options' is not supported with model '{model}'.",
-                       param="prompt_cache_options", code="unsupported_parameter")
+        raise SimError(
+            400,
+            f"'prompt_cache_options' is not supported with model '{model}'.",
+            param="prompt_cache_options",
+            code="unsupported_parameter",
+        )
     if not new and call.prompt.breakpoints():
-        raise SimError(400, f"'prompt_cache_breakpoint' is not supported with model '{model}'.",
-                       param="prompt_cache_breakpoint", code="unsupported_parameter")
+        raise SimError(
+            400,
+            f"'prompt_cache_breakpoint' is not supported with model '{model}'.",
+            param="prompt_cache_breakpoint",
+            code="unsupported_parameter",
+        )
     if options is not None and not isinstance(options, dict):
         raise bad_request("'prompt_cache_options' must be an object.", param="prompt_cache_options")
     options = options or {}
     if "ttl" in options and retention is not None:
-        raise SimError(400, "Specify either 'prompt_cache_retention' or "
-                       "'prompt_cache_options.ttl', not both.", param="prompt_cache_retention",
-                       code="invalid_parameter_combination")
+        raise SimError(
+            400,
+            "Specify either 'prompt_cache_retention' or 'prompt_cache_options.ttl', not both.",
+            param="prompt_cache_retention",
+            code="invalid_parameter_combination",
+        )
     if retention not in (None, "in_memory", "24h"):
-        raise bad_request(f"Invalid 'prompt_cache_retention': {retention!r}.",
-                          param="prompt_cache_retention", code="invalid_value")
+        raise bad_request(
+            f"Invalid 'prompt_cache_retention': {retention!r}.",
+            param="prompt_cache_retention",
+            code="invalid_value",
+        )
     version = model_version(model)
     if retention == "in_memory" and version is not None and version >= (5, 5):
-        raise bad_request(f"'prompt_cache_retention' 'in_memory' is not supported with model "
-                          f"'{model}'; use '24h'.", param="prompt_cache_retention",
-                          code="unsupported_value")
+        raise bad_request(
+            f"'prompt_cache_retention' 'in_memory' is not supported with model "
+            f"'{model}'; use '24h'.",
+            param="prompt_cache_retention",
+            code="unsupported_value",
+        )
     mode = options.get("mode", "implicit")
     if mode not in ("implicit", "explicit"):
-        raise bad_request(f"Invalid 'prompt_cache_options.mode': {mode!r}.",
-                          param="prompt_cache_options.mode", code="invalid_value")
+        raise bad_request(
+            f"Invalid 'prompt_cache_options.mode': {mode!r}.",
+            param="prompt_cache_options.mode",
+            code="invalid_value",
+        )
     ttl = options.get("ttl", "30m")
     if ttl not in (("30m", "12h") if responses else ("30m",)):
-        raise bad_request(f"Invalid 'prompt_cache_options.ttl': {ttl!r}.",
-                          param="prompt_cache_options.ttl", code="invalid_value")
+        raise bad_request(
+            f"Invalid 'prompt_cache_options.ttl': {ttl!r}.",
+            param="prompt_cache_options.ttl",
+            code="invalid_value",
+        )
     key = body.get("prompt_cache_key") or ""
     namespace = f"{call.flavor}|{model}|{key}"
     legacy = OpenAICachePlan(
-        namespace=namespace, explicit_breakpoints=False, implicit=True,
-        ttl_label=retention or config.openai_default_retention, report_writes=False,
-        min_tokens=config.openai_min_cache_tokens, increment=config.openai_cache_increment,
+        namespace=namespace,
+        explicit_breakpoints=False,
+        implicit=True,
+        ttl_label=retention or config.openai_default_retention,
+        report_writes=False,
+        min_tokens=config.openai_min_cache_tokens,
+        increment=config.openai_cache_increment,
         in_memory_ttl=config.openai_in_memory_ttl_seconds,
     )
     if not new:
         return legacy
-    return replace(legacy, explicit_breakpoints=True, implicit=mode == "implicit",
-                   ttl_label=ttl, report_writes=True)
+    return replace(
+        legacy,
+        explicit_breakpoints=True,
+        implicit=mode == "implicit",
+        ttl_label=ttl,
+        report_writes=True,
+    )
 
 
 def _json_format(fmt: Any) -> tuple[bool, dict[str, Any] | None]:
@@ -103,8 +135,9 @@ def _json_format(fmt: Any) -> tuple[bool, dict[str, Any] | None]:
 
 def _forced_function(body: dict[str, Any]) -> dict[str, Any] | None:
     """The function tool the request forces (`tool_choice` required / named), if any."""
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)
-             and t.get("type") == "function"]
+    tools = [
+        t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"
+    ]
     choice = body.get("tool_choice")
     if not tools or choice in (None, "auto", "none"):
         return None
@@ -130,18 +163,29 @@ def chat_usage(prompt: Prompt, use: CacheUse, output: int) -> dict[str, Any]:
         "prompt_tokens": total,
         "completion_tokens": output,
         "total_tokens": total + output,
-        "prompt_tokens_details": {"cached_tokens": use.read, "cache_write_tokens": use.written,
-                                  "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0,
-                                      "rejected_prediction_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": use.read,
+            "cache_write_tokens": use.written,
+            "audio_tokens": 0,
+        },
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
-def _chat_choice(call: Call, gen: Generation, index: int, *, logprobs: bool,
-                 top: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": gen.text, "refusal": None,
-                               "annotations": []}
+def _chat_choice(
+    call: Call, gen: Generation, index: int, *, logprobs: bool, top: int
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": gen.text,
+        "refusal": None,
+        "annotations": [],
+    }
     finish = {"refusal": "stop", "stop_sequence": "stop"}.get(gen.finish, gen.finish)
     lp: dict[str, Any] | None = None
     if gen.finish == "refusal":
@@ -149,8 +193,11 @@ def _chat_choice(call: Call, gen: Generation, index: int, *, logprobs: bool,
         message["refusal"] = gen.text
     if logprobs:
         entries = token_logprobs(gen.text, seed=gen.seed, low=gen.low_logprobs, top=top)
-        lp = ({"content": None, "refusal": entries} if gen.finish == "refusal"
-              else {"content": entries, "refusal": None})
+        lp = (
+            {"content": None, "refusal": entries}
+            if gen.finish == "refusal"
+            else {"content": entries, "refusal": None}
+        )
     return {"index": index, "message": message, "finish_reason": finish, "logprobs": lp}
 
 
@@ -170,18 +217,40 @@ def chat(call: Call, config: SimConfig, cache: PrefixCache) -> Outcome:
     output = 0
     for i in range(n):
         if forced is not None and (call.rule is None or call.rule.behaviour == "normal"):
-            args = json_answer(model=call.model, prompt_text=call.prompt.text,
-                               schema=forced["parameters"])
+            args = json_answer(
+                model=call.model, prompt_text=call.prompt.text, schema=forced["parameters"]
+            )
             call_id = "call_" + uuid.uuid4().hex[:24]
-            choices.append({"index": i, "finish_reason": "tool_calls", "logprobs": None,
-                            "message": {"role": "assistant", "content": None, "refusal": None,
-                                        "tool_calls": [{"id": call_id, "type": "function",
-                                                        "function": {"name": forced["name"],
-                                                                     "arguments": args}}]}})
+            choices.append(
+                {
+                    "index": i,
+                    "finish_reason": "tool_calls",
+                    "logprobs": None,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "refusal": None,
+                        "tool_calls": [
+                            {
+                                "id": call_id,
+                                "type": "function",
+                                "function": {"name": forced["name"], "arguments": args},
+                            }
+                        ],
+                    },
+                }
+            )
             output += count_text(args)
             continue
-        gen = generate(call, config, max_tokens=max_tokens, json_schema=schema,
-                       json_mode=json_mode, stop=_stops(body.get("stop")), index=i)
+        gen = generate(
+            call,
+            config,
+            max_tokens=max_tokens,
+            json_schema=schema,
+            json_mode=json_mode,
+            stop=_stops(body.get("stop")),
+            index=i,
+        )
         choices.append(_chat_choice(call, gen, i, logprobs=logprobs, top=top))
         output += gen.output_tokens
     result = {
@@ -204,8 +273,10 @@ def responses_usage(prompt: Prompt, use: CacheUse, output: int) -> dict[str, Any
         "input_tokens_details": {
             "cached_tokens": use.read,
             "cache_write_tokens": use.written,
-            "cache_write_tokens_details": {"ttl_30m_tokens": use.written_by_ttl.get("30m", 0),
-                                           "ttl_12h_tokens": use.written_by_ttl.get("12h", 0)},
+            "cache_write_tokens_details": {
+                "ttl_30m_tokens": use.written_by_ttl.get("30m", 0),
+                "ttl_12h_tokens": use.written_by_ttl.get("12h", 0),
+            },
         },
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": 0},
@@ -225,30 +296,46 @@ def responses(call: Call, config: SimConfig, cache: PrefixCache) -> Outcome:
     forced = _forced_function(body)
     status, incomplete = "completed", None
     if forced is not None and (call.rule is None or call.rule.behaviour == "normal"):
-        args = json_answer(model=call.model, prompt_text=call.prompt.text,
-                           schema=forced["parameters"])
-        output_items: list[dict[str, Any]] = [{
-            "type": "function_call", "id": "fc_" + uuid.uuid4().hex[:24],
-            "call_id": "call_" + uuid.uuid4().hex[:24], "name": forced["name"],
-            "arguments": args, "status": "completed"}]
+        args = json_answer(
+            model=call.model, prompt_text=call.prompt.text, schema=forced["parameters"]
+        )
+        output_items: list[dict[str, Any]] = [
+            {
+                "type": "function_call",
+                "id": "fc_" + uuid.uuid4().hex[:24],
+                "call_id": "call_" + uuid.uuid4().hex[:24],
+                "name": forced["name"],
+                "arguments": args,
+                "status": "completed",
+            }
+        ]
         output = count_text(args)
     else:
-        gen = generate(call, config, max_tokens=max_tokens, json_schema=schema,
-                       json_mode=json_mode)
+        gen = generate(call, config, max_tokens=max_tokens, json_schema=schema, json_mode=json_mode)
         output = gen.output_tokens
         if gen.finish == "refusal":
             content: dict[str, Any] = {"type": "refusal", "refusal": gen.text}
         else:
             logprobs: list[dict[str, Any]] = []
             if "message.output_text.logprobs" in include:
-                logprobs = token_logprobs(gen.text, seed=gen.seed, low=gen.low_logprobs,
-                                          top=top)
-            content = {"type": "output_text", "text": gen.text, "annotations": [],
-                       "logprobs": logprobs}
+                logprobs = token_logprobs(gen.text, seed=gen.seed, low=gen.low_logprobs, top=top)
+            content = {
+                "type": "output_text",
+                "text": gen.text,
+                "annotations": [],
+                "logprobs": logprobs,
+            }
         if gen.finish == "length":
             status, incomplete = "incomplete", {"reason": "max_output_tokens"}
-        output_items = [{"type": "message", "id": "msg_" + uuid.uuid4().hex[:24],
-                         "role": "assistant", "status": status, "content": [content]}]
+        output_items = [
+            {
+                "type": "message",
+                "id": "msg_" + uuid.uuid4().hex[:24],
+                "role": "assistant",
+                "status": status,
+                "content": [content],
+            }
+        ]
     result = {
         "id": "resp_" + uuid.uuid4().hex[:24],
         "object": "response",
@@ -286,7 +373,15 @@ def input_tokens(call: Call) -> Outcome:
 
 def models(config: SimConfig, now: float) -> dict[str, Any]:
     owner = {True: "anthropic", False: "openai"}
-    return {"object": "list", "data": [
-        {"id": m, "object": "model", "created": int(now), "owned_by": owner[m.startswith("claude")]}
-        for m in config.models
-    ]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": m,
+                "object": "model",
+                "created": int(now),
+                "owned_by": owner[m.startswith("claude")],
+            }
+            for m in config.models
+        ],
+    }

@@ -107,8 +107,12 @@ class SimulatorServer:
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> SimulatorServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                            name=f"llm-lanes-sim:{self.port}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                args=(0.05,),
+                name=f"llm-lanes-sim:{self.port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -147,8 +151,14 @@ class SimulatorServer:
         self._handlers.append(handler)
 
     # -- in-process control API (mirrors /_sim/...) -------------------------------------
-    def add_faults(self, faults: Fault | list[Fault], *, path: str | None = None,
-                   method: str = "POST", model: str | None = None) -> int:
+    def add_faults(
+        self,
+        faults: Fault | list[Fault],
+        *,
+        path: str | None = None,
+        method: str = "POST",
+        model: str | None = None,
+    ) -> int:
         """Queue faults for the next attempts on `(method, path)` or on `model`."""
         items = [faults] if isinstance(faults, Fault) else list(faults)
         return self.faults.push(items, method=method, path=path, model=model)
@@ -180,8 +190,12 @@ class SimulatorServer:
                 reset()
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "url": self.url, "now": self.clock.now(),
-                "handlers": [type(h).__name__ for h in self._handlers]}
+        return {
+            "status": "ok",
+            "url": self.url,
+            "now": self.clock.now(),
+            "handlers": [type(h).__name__ for h in self._handlers],
+        }
 
     # -- the request pipeline (no sockets) ----------------------------------------------
     def dispatch(self, request: SimRequest) -> SimResponse:
@@ -211,8 +225,11 @@ class SimulatorServer:
             return answer
         rid = new_request_id()
         message = f"Invalid URL ({request.method} {request.raw_path.split('?', 1)[0]})"
-        return SimResponse(404, error_body(request.flavor, 404, message, rid=rid),
-                           request_id_header(request.flavor, rid))
+        return SimResponse(
+            404,
+            error_body(request.flavor, 404, message, rid=rid),
+            request_id_header(request.flavor, rid),
+        )
 
     @staticmethod
     def _offer(request: SimRequest, handlers: Iterable[RouteHandler]) -> SimResponse | None:
@@ -225,29 +242,45 @@ class SimulatorServer:
     def _check_auth(self, request: SimRequest) -> SimResponse | None:
         headers = request.headers
         bearer = headers.get("authorization", "")
-        key = (bearer[7:].strip() if bearer.lower().startswith("bearer ") else "") \
-            or headers.get("x-api-key", "") or headers.get("api-key", "")
+        key = (
+            (bearer[7:].strip() if bearer.lower().startswith("bearer ") else "")
+            or headers.get("x-api-key", "")
+            or headers.get("api-key", "")
+        )
         if key and (self.config.api_keys is None or key in self.config.api_keys):
             return None
         if not key:
-            message = ("x-api-key header is required" if request.flavor == "anthropic" else
-                       "You didn't provide an API key. Provide it in an Authorization header "
-                       "(Bearer auth) or an api-key header.")
+            message = (
+                "x-api-key header is required"
+                if request.flavor == "anthropic"
+                else "You didn't provide an API key. Provide it in an Authorization header "
+                "(Bearer auth) or an api-key header."
+            )
             code = None
         else:
             message, code = "Incorrect API key provided.", "invalid_api_key"
         rid = new_request_id()
-        body = error_body(request.flavor, 401, message,
-                          code=None if request.flavor == "anthropic" else code, rid=rid)
+        body = error_body(
+            request.flavor,
+            401,
+            message,
+            code=None if request.flavor == "anthropic" else code,
+            rid=rid,
+        )
         return SimResponse(401, body, request_id_header(request.flavor, rid))
 
     def _record(self, request: SimRequest, model: str | None, status: int | None) -> Any:
         retry = request.headers.get("x-stainless-retry-count")
         return self.log.record(
-            received_at=request.received_at, method=request.method, path=request.path,
-            raw_path=request.raw_path, flavor=request.flavor, model=model,
+            received_at=request.received_at,
+            method=request.method,
+            path=request.path,
+            raw_path=request.raw_path,
+            flavor=request.flavor,
+            model=model,
             deployment=request.deployment,
-            retry_count=int(retry) if retry and retry.isdigit() else None, status=status,
+            retry_count=int(retry) if retry and retry.isdigit() else None,
+            status=status,
             client_request_id=request.headers.get("x-client-request-id"),
         )
 
@@ -303,10 +336,15 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         flavor, path, deployment = normalize_path(split.path)
         request = SimRequest(
-            method=self.command, path=path, raw_path=self.path,
+            method=self.command,
+            path=path,
+            raw_path=self.path,
             query=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers={k.lower(): v for k, v in self.headers.items()}, body=self._body(),
-            flavor=flavor, deployment=deployment, base_url=sim.url,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=self._body(),
+            flavor=flavor,
+            deployment=deployment,
+            base_url=sim.url,
             received_at=self._received_at,
         )
         try:
@@ -342,13 +380,20 @@ def _crash(flavor: Flavor) -> SimResponse:
     return SimResponse(500, body, request_id_header(flavor, rid))
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8400, config: SimConfig | None = None,
-          batch: bool = True) -> None:
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8400,
+    config: SimConfig | None = None,
+    batch: bool = True,
+) -> None:
     """Run the simulator in the foreground until interrupted (the CLI's entry point)."""
     server = SimulatorServer(host, port, config, batch=batch)
     log.info("llm-lanes simulator listening on %s", server.url)
-    print(f"llm-lanes simulator listening on {server.url} "
-          f"(OpenAI base_url {server.openai_base_url})", flush=True)
+    print(
+        f"llm-lanes simulator listening on {server.url} (OpenAI base_url {server.openai_base_url})",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
