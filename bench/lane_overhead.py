@@ -37,8 +37,16 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--idle", type=int, default=200, help="tasks sent one at a time")
-    ap.add_argument("--rate", type=float, default=200.0, help="tasks/s for the load phase")
+    ap.add_argument(
+        "--rates",
+        default="100,200",
+        help="comma-separated steady rates (tasks/s); 200 is the target, lower ones show "
+        "where this machine stops keeping up",
+    )
     ap.add_argument("--seconds", type=float, default=5.0, help="length of the load phase")
+    ap.add_argument(
+        "--workers", type=int, default=2, help="realtime worker processes (one per core)"
+    )
     ap.add_argument("--json", action="store_true", help="print only the JSON report")
     args = ap.parse_args()
 
@@ -78,39 +86,42 @@ def main() -> int:
         )
         sim = SimLog(f"http://127.0.0.1:{port}")
         _wait(sim.healthy, timeout=30)
-        # One realtime worker process serves both the bare task and the lane (same queue).
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "workers.celery_app",
-                    "worker",
-                    "-Q",
-                    "lanes.promoted,lanes.interactive",
-                    "-P",
-                    "threads",
-                    "-c",
-                    "8",
-                    "-I",
-                    "bench_noop",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "-l",
-                    "ERROR",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        # Realtime worker process(es) serve both the bare task and the lane (same queue).
+        for n in range(args.workers):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "workers.celery_app",
+                        "worker",
+                        "-Q",
+                        "lanes.promoted,lanes.interactive",
+                        "-P",
+                        "threads",
+                        "-c",
+                        str(max(2, 8 // args.workers)),
+                        "-n",
+                        f"bench{n}@%h",
+                        "-I",
+                        "bench_noop",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "ERROR",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
-        )
         import lanes
         from workers.celery_app import app
 
         client = redis_lib.Redis.from_url(redis.url)
-        _wait(lambda: bool(app.control.ping(timeout=0.5)), timeout=60)
+        _wait(lambda: len(app.control.ping(timeout=0.5) or []) >= args.workers, timeout=60)
         task = {
             "messages": [{"role": "user", "content": "ping"}],
             "max_output_tokens": 8,
@@ -121,10 +132,11 @@ def main() -> int:
         say("warming up both paths")
         _bare(app, client, 30, rate=None)
         _lanes(lanes, sim, task, 30, rate=None)
-        for phase, rate, count in (
-            ("idle", None, args.idle),
-            ("load", args.rate, int(args.rate * args.seconds)),
-        ):
+        rates = [float(r) for r in args.rates.split(",") if r]
+        phases = [("idle", None, args.idle)] + [
+            (f"{r:.0f}/s", r, int(r * args.seconds)) for r in rates
+        ]
+        for phase, rate, count in phases:
             say(f"[{phase}] bare celery: {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
             bare = _bare(app, client, count, rate=rate)
             say(f"[{phase}] llm-lanes:   {count} tasks" + (f" at {rate:.0f}/s" if rate else ""))
