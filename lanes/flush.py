@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from lanes.settings import LanesSettings
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 LINE_OVERHEAD_BYTES = 1
 # Anthropic's inline body wraps the lines in {"requests":[...]}.
 BODY_OVERHEAD_BYTES = 16
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +252,9 @@ def split_sizes(count: int, parts: int = 2) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Fixed-size lists from a stream (bounded memory for long id streams)."""
-    buf: list[str] = []
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Fixed-size lists from a stream (bounded memory for long id or result streams)."""
+    buf: list[T] = []
     for item in items:
         buf.append(item)
         if len(buf) >= size:

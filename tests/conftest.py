@@ -118,9 +118,9 @@ def celery_worker(celery_app_configured):  # type: ignore[no-untyped-def]
         yield worker
 
 
-@pytest.fixture
-def lane_runtime(celery_app_configured, simulator, database_url, redis_url):  # type: ignore[no-untyped-def]
-    """A runtime on this test's database, installed for producers and the worker alike."""
+def _install_runtime(app, simulator, redis_url: str, database_url: str):  # type: ignore[no-untyped-def]
+    """A runtime on this test's database with empty lane queues and a reset simulator,
+    installed for producers and the in-process worker alike."""
     import redis
 
     from lanes import names
@@ -133,36 +133,26 @@ def lane_runtime(celery_app_configured, simulator, database_url, redis_url):  # 
     client = redis.Redis.from_url(redis_url)
     client.delete(*names.ALL_QUEUES)
     client.close()
-    simulator.reset()  # type: ignore[attr-defined]
-    rt = Runtime(settings=settings, app=celery_app_configured)
+    simulator.reset()
+    rt = Runtime(settings=settings, app=app)
     set_runtime(rt)
-    try:
-        yield rt
-    finally:
-        set_runtime(None)
+    return rt
+
+
+@pytest.fixture
+def lane_runtime(celery_app_configured, simulator, database_url, redis_url):  # type: ignore[no-untyped-def]
+    """On SQLite and on PostgreSQL (parametrised through `database_url`)."""
+    from workers.runtime import set_runtime
+
+    yield _install_runtime(celery_app_configured, simulator, redis_url, database_url)
+    set_runtime(None)
 
 
 @pytest.fixture
 def sqlite_runtime(tmp_path, celery_app_configured, simulator, redis_url):  # type: ignore[no-untyped-def]
     """Like lane_runtime, on SQLite only (for tests that need not run on both engines)."""
-    import redis
+    from workers.runtime import set_runtime
 
-    from lanes import names
-    from lanes.settings import load_settings
-    from workers.runtime import Runtime, set_runtime
-
-    settings = load_settings(
-        redis_url=redis_url,
-        database_url=f"sqlite:///{tmp_path / 'l.db'}",
-        **_sim_settings(simulator),
-    )
-    client = redis.Redis.from_url(redis_url)
-    client.delete(*names.ALL_QUEUES)
-    client.close()
-    simulator.reset()  # type: ignore[attr-defined]
-    rt = Runtime(settings=settings, app=celery_app_configured)
-    set_runtime(rt)
-    try:
-        yield rt
-    finally:
-        set_runtime(None)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    yield _install_runtime(celery_app_configured, simulator, redis_url, url)
+    set_runtime(None)

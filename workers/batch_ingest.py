@@ -10,7 +10,6 @@ line is billed even when its job was finished elsewhere meanwhile — the provid
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from lanes import names
 from lanes.flush import (
     LineAction,
     LineOutcome,
+    chunks,
     line_action,
     policy_from_settings,
     poll_delay_s,
@@ -126,7 +126,7 @@ def ingest(
     bs = batch_store(rt)
     client = client_for(rt, batch.provider)
     disabled = batching_disabled(rt)
-    for chunk in _chunked(client.results(pb), INGEST_CHUNK):
+    for chunk in chunks(client.results(pb), INGEST_CHUNK):
         _apply_chunk(rt, batch, pb, chunk, now=now, disabled=disabled, report=report)
     # Members with no line in the results never ran: owed to their callers like expired ones.
     leftovers = bs.member_ids(batch.id)
@@ -134,7 +134,7 @@ def ingest(
         lines = [
             ResultLine(j, LineOutcome.EXPIRED, error="missing from results") for j in leftovers
         ]
-        for chunk in _chunked(lines, INGEST_CHUNK):
+        for chunk in chunks(lines, INGEST_CHUNK):
             _apply_chunk(rt, batch, pb, chunk, now=now, disabled=disabled, report=report)
     bs.update_batch(batch.id, state="ingested", ingested_at=utcnow())
     report.ingested.append(batch.id)
@@ -241,14 +241,3 @@ def _route_failure(
     elif action is LineAction.FAIL:
         tries = job.batch_attempts + 1
         ops.fail[job.id] = f"batch line failed ({tries} attempt(s)): {line.error or 'error'}"
-
-
-def _chunked(items: Iterable[ResultLine], size: int) -> Iterator[list[ResultLine]]:
-    buf: list[ResultLine] = []
-    for item in items:
-        buf.append(item)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf

@@ -243,7 +243,7 @@ class CascadeRunner:
         )
         request = replace(request, client_request_id=job.id)
         try:
-            result = self.rt.providers.get(tier.provider).call(request)
+            result = self.rt.providers.get(tier.provider, base_url=tier.base_url).call(request)
         except ProviderCallError as exc:
             return TierCall(tier=tier, request=request, result=None, error=exc)
         return TierCall(tier=tier, request=request, result=result, error=None)
@@ -300,7 +300,9 @@ class CascadeRunner:
             probe, provider=verifier.provider, model=verifier.model_for(task.feature)
         )
         try:
-            verdict = self.rt.providers.get(verifier.provider).call(request)
+            verdict = self.rt.providers.get(verifier.provider, base_url=verifier.base_url).call(
+                request
+            )
         except ProviderCallError as exc:
             return None, f"verifier unavailable: {exc.kind}"  # do not escalate on its failure
         self.rt.ledger.record(

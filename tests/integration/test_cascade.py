@@ -49,8 +49,7 @@ def make_rt(
         settings = load_settings(
             redis_url=redis_url,
             database_url=f"sqlite:///{tmp_path / 'c.db'}",
-            tiers=json.dumps(LADDER),
-            **{**_sim_settings(simulator), **overrides},
+            **{**_sim_settings(simulator), "tiers": json.dumps(LADDER), **overrides},
         )
         rt = Runtime(settings=settings, app=celery_app_configured)
         set_runtime(rt)
@@ -284,3 +283,42 @@ def test_declared_answer_format_is_checked(make_rt, simulator) -> None:  # type:
     simulator.add_script({"model": "gpt-5.4-mini", "behaviour": "text", "text": "B"})
     assert ask("Which option? A, B, C or D", feature="quiz")["text"] == "B"
     assert [e.reason for e in rows(rt, Escalation)] == ["format"]
+
+
+def test_a_tier_can_live_on_its_own_openai_compatible_server(make_rt, simulator) -> None:  # type: ignore[no-untyped-def]
+    """E.g. a local vLLM as the cheap tier: the tier's base_url picks the server."""
+    ladder = [
+        {
+            "name": "local",
+            "provider": "openai_compatible",
+            "model": "llama-local",
+            "base_url": simulator.openai_base_url,
+        },
+        {"name": "top", "provider": "openai", "model": "gpt-5.4"},
+    ]
+    rt = make_rt(tiers=json.dumps(ladder), openai_compatible_base_url=None)
+    result = ask("What is two plus two?")
+    assert result["provenance"]["tier"] == "local"
+    (call,) = rows(rt, Call)
+    assert (call.provider, call.model) == ("openai_compatible", "llama-local")
+    assert simulator.requests()[-1]["model"] == "llama-local"
+
+
+def test_shadow_log_feeds_the_offline_replay(make_rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Shadow mode in production -> `llm-lanes shadow-export` -> `llm-lanes replay`."""
+    from lanes.replay import run_replay
+    from workers.cascade import shadow_export_lines
+
+    rt = make_rt(cascade_shadow=True)
+    handles = lanes.enqueue_many(
+        [{"messages": [{"role": "user", "content": f"Question number {i}?"}]} for i in range(40)]
+    )
+    for h in handles:
+        h.result(timeout=60)
+    path = tmp_path / "shadow.jsonl"
+    path.write_text("".join(line + "\n" for line in shadow_export_lines(rt.engine)))
+    report = run_replay(source=path, verifiers=False, folds=2, classifier_steps=50)
+    data = report.to_dict()
+    text = json.dumps(data)
+    assert "gpt-5.4-nano" in text and "gpt-5.4" in text
+    assert "always-best" in text and "always-cheap" in text

@@ -17,6 +17,8 @@ from workers.providers.base import (
     ProviderRequest,
     ProviderResult,
     TextBlock,
+    error_kind,
+    retryable,
 )
 from workers.redact import redact
 
@@ -87,30 +89,17 @@ class AnthropicProvider:
         body = self.build_body(request)
         started = time.perf_counter()
         try:
-            headers = (
-                {"X-Client-Request-Id": request.client_request_id}
-                if request.client_request_id
-                else None
+            resp = self.client.messages.with_raw_response.create(
+                **body, extra_headers=request.trace_headers()
             )
-            resp = self.client.messages.with_raw_response.create(**body, extra_headers=headers)
         except anthropic.APIStatusError as exc:
             status = exc.status_code
-            kind = (
-                "rate_limit"
-                if status == 429
-                else "auth"
-                if status in (401, 403)
-                else "bad_request"
-                if status in (400, 404, 413, 422)
-                else "overloaded"
-                if status == 529
-                else "server"
-            )
+            kind = error_kind(status)
             raise ProviderCallError(
                 redact(f"anthropic {status} {kind}: {str(exc.message)[:500]}", self._secrets),
                 kind=kind,
                 status=status,
-                retryable=status in (408, 409, 429) or status >= 500,
+                retryable=retryable(status),
                 request_id=exc.request_id,
             ) from None
         except anthropic.APITimeoutError:

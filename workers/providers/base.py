@@ -54,6 +54,10 @@ class ProviderRequest:
     def endpoint(self) -> str:
         return ENDPOINTS[self.api]
 
+    def trace_headers(self) -> dict[str, str] | None:
+        """`X-Client-Request-Id: <job id>` so provider-side logs match our jobs."""
+        return {"X-Client-Request-Id": self.client_request_id} if self.client_request_id else None
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderResult:
@@ -66,6 +70,22 @@ class ProviderResult:
     request_id: str | None = None
     latency_ms: float = 0.0
     refusal: str | None = None
+
+
+def error_kind(status: int) -> str:
+    """One classification of HTTP failures for every adapter (and the ledger's error_kind)."""
+    if status == 429:
+        return "rate_limit"
+    if status in (401, 403):
+        return "auth"
+    if status in (400, 404, 413, 422):
+        return "bad_request"
+    return "overloaded" if status == 529 else "server"
+
+
+def retryable(status: int) -> bool:
+    """What the SDKs themselves retry (408, 409, 429, 5xx): worth another attempt later."""
+    return status in (408, 409, 429) or status >= 500
 
 
 class ProviderCallError(Exception):

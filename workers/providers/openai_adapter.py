@@ -17,6 +17,8 @@ from workers.providers.base import (
     ProviderRequest,
     ProviderResult,
     TextBlock,
+    error_kind,
+    retryable,
 )
 from workers.redact import redact
 
@@ -122,11 +124,7 @@ class OpenAIProvider:
 
     def call(self, request: ProviderRequest) -> ProviderResult:
         body = self.build_body(request)
-        headers = (
-            {"X-Client-Request-Id": request.client_request_id}
-            if request.client_request_id
-            else None
-        )
+        headers = request.trace_headers()
         started = time.perf_counter()
         try:
             # Raw responses: we parse the JSON once into our own result instead of having
@@ -166,22 +164,14 @@ def _status_error(
     exc: openai.APIStatusError, name: str, secrets: tuple[str, ...]
 ) -> ProviderCallError:
     status = exc.status_code
-    kind = (
-        "rate_limit"
-        if status == 429
-        else "auth"
-        if status in (401, 403)
-        else "bad_request"
-        if status in (400, 404, 413, 422)
-        else "server"
-    )
+    kind = error_kind(status)
     body = exc.body if isinstance(exc.body, dict) else {}
     detail = str(body.get("message") or exc.message)[:500]
     return ProviderCallError(
         redact(f"{name} {status} {body.get('type') or kind}: {detail}", secrets),
         kind=kind,
         status=status,
-        retryable=status in (408, 409, 429) or status >= 500,
+        retryable=retryable(status),
         request_id=exc.request_id,
     )
 

@@ -30,15 +30,18 @@ class ProviderRegistry:
         keys = (s.openai_api_key, s.anthropic_api_key, s.azure_api_key, s.openai_compatible_api_key)
         return tuple(k for k in (_secret(v) for v in keys) if k)
 
-    def get(self, name: str) -> Provider:
+    def get(self, name: str, *, base_url: str | None = None) -> Provider:
+        """One client per (provider, base URL): tiers may point at different
+        OpenAI-compatible servers (a local vLLM, an Ollama box) under one provider name."""
+        key = f"{name}@{base_url}" if base_url else name
         with self._lock:
-            provider = self._providers.get(name)
+            provider = self._providers.get(key)
             if provider is None:
-                provider = self._build(name)
-                self._providers[name] = provider
+                provider = self._build(name, base_url=base_url)
+                self._providers[key] = provider
             return provider
 
-    def _build(self, name: str) -> Provider:
+    def _build(self, name: str, *, base_url: str | None = None) -> Provider:
         s = self.settings
         timeout, retries = s.provider_timeout_s, s.provider_max_retries
         if name == "openai":
@@ -46,7 +49,10 @@ class ProviderRegistry:
             if not key:
                 raise SettingsError("LLM_LANES_OPENAI_API_KEY: required for provider 'openai'")
             client = openai.OpenAI(
-                api_key=key, base_url=s.openai_base_url, timeout=timeout, max_retries=retries
+                api_key=key,
+                base_url=base_url or s.openai_base_url,
+                timeout=timeout,
+                max_retries=retries,
             )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)
         if name == "azure":
@@ -64,14 +70,15 @@ class ProviderRegistry:
             )
             return OpenAIProvider(name=name, client=client, secrets=self.secrets)
         if name == "openai_compatible":
-            if not s.openai_compatible_base_url:
+            base_url = base_url or s.openai_compatible_base_url
+            if not base_url:
                 raise SettingsError(
                     "LLM_LANES_OPENAI_COMPATIBLE_BASE_URL: required for 'openai_compatible'"
                 )
             key = _secret(s.openai_compatible_api_key) or "none"
             client = openai.OpenAI(
                 api_key=key,
-                base_url=s.openai_compatible_base_url,
+                base_url=base_url,
                 timeout=timeout,
                 max_retries=retries,
             )
@@ -81,7 +88,10 @@ class ProviderRegistry:
             if not key:
                 raise SettingsError("LLM_LANES_ANTHROPIC_API_KEY: required for 'anthropic'")
             aclient = anthropic.Anthropic(
-                api_key=key, base_url=s.anthropic_base_url, timeout=timeout, max_retries=retries
+                api_key=key,
+                base_url=base_url or s.anthropic_base_url,
+                timeout=timeout,
+                max_retries=retries,
             )
             return AnthropicProvider(client=aclient, secrets=self.secrets)
         raise SettingsError(f"provider: unknown provider {name!r}")

@@ -12,23 +12,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from workers.simulator.errors import ANTHROPIC_TYPES
 from workers.simulator.protocol import Flavor, SimResponse
 
 _ALNUM = string.ascii_letters + string.digits
 
-ANTHROPIC_ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
+ANTHROPIC_ERROR_TYPES = ANTHROPIC_TYPES  # one table, shared with the realtime errors
 
 
 class BadParam(ValueError):
