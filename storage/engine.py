@@ -52,10 +52,22 @@ def _create(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints ran inside ordinary commits (every 1000 pages), which made the p99
+            # of enqueue and claim several times their p50. The watchdog checkpoints each
+            # tick instead (`checkpoint()`); this only bounds the WAL if it does not run.
+            cur.execute("PRAGMA wal_autocheckpoint=20000")
             cur.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold the SQLite WAL back into the database off the hot path (no-op elsewhere)."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def dispose_all() -> None:

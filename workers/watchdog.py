@@ -22,6 +22,7 @@ from lanes import names
 from lanes.ports import Dispatch, JobState
 from lanes.task import Lane
 from storage.alerts import evaluate_alerts
+from storage.engine import checkpoint
 from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
 
@@ -75,6 +76,7 @@ def sweep(rt: Runtime) -> WatchdogReport:
         rt.publisher.publish(dispatches)
         store.mark_published([d.job_id for d in dispatches])
     report.depth = refresh_depth_gauge(rt)
+    checkpoint(rt.engine)
     if report.promoted or report.republished or report.released or report.failed:
         log.warning(
             "watchdog: promoted=%d republished=%d released=%d failed=%d",
