@@ -6,38 +6,16 @@ counts follow `workers.simulator.tokens` (4 characters per token, per block).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 
+from tests.simulator.sdk_fixtures import KEY, _clean, claude, oai, sim  # noqa: F401
 from workers.simulator.server import SimulatorServer
 
-KEY = "sk-test"
 SYSTEM_1300 = "S" * 5200  # 1,300 tokens
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(batch=False) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(sim: SimulatorServer) -> None:
-    sim.reset()
-
-
-@pytest.fixture
-def oai(sim: SimulatorServer) -> openai.OpenAI:
-    return openai.OpenAI(api_key=KEY, base_url=sim.openai_base_url, max_retries=0)
-
-
-@pytest.fixture
-def claude(sim: SimulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=KEY, base_url=sim.anthropic_base_url, max_retries=0)
 
 
 def chat(

@@ -7,41 +7,19 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 
+from tests.simulator.sdk_fixtures import KEY, _clean, claude, oai, sim  # noqa: F401
+from tests.support import SHARED
 from workers.simulator.server import SimulatorServer
 from workers.simulator.tokens import count_text
 
-OPENAPI = Path("/work/shared/reference/openai-openapi.yaml")
-KEY = "sk-test"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(batch=False) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(sim: SimulatorServer) -> None:
-    sim.reset()
-
-
-@pytest.fixture
-def oai(sim: SimulatorServer) -> openai.OpenAI:
-    return openai.OpenAI(api_key=KEY, base_url=sim.openai_base_url, max_retries=0)
-
-
-@pytest.fixture
-def claude(sim: SimulatorServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=KEY, base_url=sim.anthropic_base_url, max_retries=0)
+OPENAPI = SHARED / "reference" / "openai-openapi.yaml"
 
 
 def http(

@@ -12,7 +12,6 @@ import json
 import math
 import re
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from workers.simulator.batch_lines import BatchLine, LineRunner, schedule
 from workers.simulator.batch_settings import BatchLimits, BatchTiming
 from workers.simulator.batch_wire import (
     BadParam,
+    BatchBook,
     anthropic_error,
     anthropic_error_body,
     new_id,
@@ -107,7 +107,7 @@ def _result(line: BatchLine, outcome: str) -> dict[str, Any]:
     return {"type": "errored", "error": body}
 
 
-class AnthropicBatches:
+class AnthropicBatches(BatchBook[MessageBatch]):
     def __init__(
         self,
         *,
@@ -335,17 +335,3 @@ class AnthropicBatches:
             "archived_at": rfc3339(self._archived_at(batch)),
             "results_url": f"{base_url.rstrip('/')}{_PREFIX}/{batch.id}/results" if ended else None,
         }
-
-    def clear(self) -> None:
-        with self._lock:
-            self._batches.clear()
-
-    def batches(self) -> list[MessageBatch]:
-        with self._lock:
-            for batch in self._batches.values():
-                self.refresh(batch)
-            return list(self._batches.values())
-
-    def summary(self) -> dict[str, Any]:
-        counts = Counter(b.status for b in self.batches())
-        return {"total": sum(counts.values()), "by_status": dict(counts)}

@@ -11,7 +11,6 @@ import json
 import math
 import secrets
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from workers.simulator.batch_openai_input import (
 from workers.simulator.batch_settings import BatchLimits, BatchTiming
 from workers.simulator.batch_wire import (
     BadParam,
+    BatchBook,
     not_found_route,
     ok,
     openai_error,
@@ -149,7 +149,7 @@ def _expires_after(value: Any, param: str) -> float | None:
     return float(value["seconds"])
 
 
-class OpenAIBatches:
+class OpenAIBatches(BatchBook[OpenAIBatch]):
     """One flavor's batches (`openai` or `azure`), over that flavor's `FileStore`."""
 
     def __init__(
@@ -447,17 +447,3 @@ class OpenAIBatches:
         body["metadata"] = batch.metadata
         body["usage"] = _usage(batch.lines)
         return body
-
-    def clear(self) -> None:
-        with self._lock:
-            self._batches.clear()
-
-    def batches(self) -> list[OpenAIBatch]:
-        with self._lock:
-            for batch in self._batches.values():
-                self.refresh(batch)
-            return list(self._batches.values())
-
-    def summary(self) -> dict[str, Any]:
-        counts = Counter(b.status for b in self.batches())
-        return {"total": sum(counts.values()), "by_status": dict(counts)}

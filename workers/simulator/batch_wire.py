@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from workers.simulator.errors import ANTHROPIC_TYPES
 from workers.simulator.protocol import Flavor, SimResponse
@@ -135,3 +137,31 @@ def page_after(ids: list[str], after: str | None, limit: int) -> tuple[list[str]
         start = ids.index(after) + 1
     chunk = ids[start : start + limit]
     return chunk, start + limit < len(ids)
+
+
+B = TypeVar("B")
+
+
+class BatchBook(Generic[B]):
+    """What both providers' batch stores share: a lock, the batches by id, and catching each
+    batch up with the virtual clock before it is read (`refresh`, per provider)."""
+
+    _lock: threading.RLock
+    _batches: dict[str, B]
+
+    def refresh(self, batch: B) -> None:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        with self._lock:
+            self._batches.clear()
+
+    def batches(self) -> list[B]:
+        with self._lock:
+            for batch in self._batches.values():
+                self.refresh(batch)
+            return list(self._batches.values())
+
+    def summary(self) -> dict[str, Any]:
+        counts = Counter(getattr(b, "status") for b in self.batches())  # noqa: B009
+        return {"total": sum(counts.values()), "by_status": dict(counts)}
