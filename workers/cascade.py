@@ -10,111 +10,22 @@ it, keeping both for offline replay.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from lanes.checks import Attempt, CheckReason, default_checks, evaluate, extract_answer
-from lanes.routing import Router, RoutingInput, Tier, TierLadder
-from lanes.settings import LanesSettings
+from lanes.routing import RoutingInput, Tier
 from lanes.task import LLMTask
 from lanes.usage import Usage
 from storage.jobs import ClaimedJob
 from storage.ledger import CallFacts
-from storage.models import ShadowSample
+from workers.cascade_config import CascadeConfig, in_rollout
 from workers.providers.base import ProviderCallError, ProviderRequest, ProviderResult
+from workers.shadow import store_shadow
 
 log = logging.getLogger(__name__)
-
-
-def load_hook(spec: str | None, *, setting: str) -> Callable[..., Any] | None:
-    """`module:function` from a setting; a bad path fails at start-up naming the setting."""
-    if not spec:
-        return None
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, ValueError) as exc:
-        from lanes.errors import SettingsError
-
-        raise SettingsError(f"{setting}: cannot load {spec!r} ({exc})") from None
-
-
-@dataclass(frozen=True)
-class CascadeConfig:
-    ladder: TierLadder
-    router: Router
-    default_tier: Tier
-    rollout_percent: float
-    shadow: bool
-    min_mean_logprob: float | None
-    verifier: Tier | None
-    verifier_mode: str
-    answer_formats: dict[str, str]
-    acceptance_hook: Callable[..., Any] | None
-    moderation_hook: Callable[..., Any] | None
-
-    @classmethod
-    def from_settings(cls, settings: LanesSettings) -> CascadeConfig | None:
-        raw = settings.tiers
-        if raw is None and settings.tiers_file:
-            raw = Path(settings.tiers_file).read_text()
-        if raw is None:
-            return None
-        ladder = TierLadder.from_json(raw)
-        classifier = None
-        if settings.router_classifier_path:
-            from lanes.classifier import TextClassifier
-
-            classifier = TextClassifier.load(settings.router_classifier_path)
-        feature_tiers = (
-            json.loads(settings.router_feature_tiers) if settings.router_feature_tiers else None
-        )
-        router = Router(
-            ladder,
-            feature_tiers=feature_tiers,
-            classifier=classifier,
-            threshold=settings.router_threshold,
-        )
-        default = (
-            ladder.by_name(settings.cascade_default_tier)
-            if settings.cascade_default_tier
-            else ladder.top
-        )
-        verifier = (
-            ladder.by_name(settings.cascade_verifier_tier)
-            if settings.cascade_verifier_tier
-            else None
-        )
-        return cls(
-            ladder=ladder,
-            router=router,
-            default_tier=default,
-            rollout_percent=settings.cascade_rollout_percent,
-            shadow=settings.cascade_shadow,
-            min_mean_logprob=settings.cascade_min_mean_logprob,
-            verifier=verifier,
-            verifier_mode=settings.cascade_verifier_mode,
-            answer_formats=json.loads(settings.cascade_answer_formats or "{}"),
-            acceptance_hook=load_hook(
-                settings.cascade_acceptance_hook, setting="LLM_LANES_CASCADE_ACCEPTANCE_HOOK"
-            ),
-            moderation_hook=load_hook(
-                settings.moderation_hook, setting="LLM_LANES_MODERATION_HOOK"
-            ),
-        )
-
-
-def in_rollout(job_id: str, percent: float) -> bool:
-    """Stable per job: a redelivered job takes the same path."""
-    bucket = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") % 10_000
-    return bucket < percent * 100
 
 
 @dataclass
@@ -207,7 +118,7 @@ class CascadeRunner:
             self._judge(job.task, shadow, final=False)
             self._record(job, shadow, lane="shadow", outcome="shadow")
             calls.append(shadow)
-        self._store_shadow(job, calls)
+        store_shadow(self.rt.engine, job=job, calls=calls)
         outcome.calls = calls
         return outcome
 
@@ -354,34 +265,6 @@ class CascadeRunner:
         call.cost = row.cost_usd
         return row
 
-    def _store_shadow(self, job: ClaimedJob, calls: list[TierCall]) -> None:
-        from sqlmodel import Session
-
-        attempts = [
-            {
-                "tier": c.tier.name,
-                "model": c.request.model,
-                "text": c.result.text if c.result else "",
-                "finish_reason": c.result.finish_reason if c.result else "error",
-                "input_tokens": c.result.usage.input_tokens if c.result else 0,
-                "output_tokens": c.result.usage.output_tokens if c.result else 0,
-                "cost_usd": str(c.cost),
-                "accepted": c.reason is None,
-                "correct": None,
-            }
-            for c in calls
-        ]
-        with Session(self.rt.engine) as session:
-            session.add(
-                ShadowSample(
-                    job_id=job.id,
-                    feature=job.task.feature,
-                    prompt=job.task.prompt_text()[:20_000],
-                    attempts=attempts,
-                )
-            )
-            session.commit()
-
 
 def same_answer(a: str, b: str, *, kind: str | None) -> bool:
     """Agreement of two answers: on the extracted answer when the feature declares a format
@@ -419,22 +302,3 @@ def to_attempt(task: LLMTask, call: TierCall) -> Attempt:
         json_schema=task.json_schema,
         latency_ms=r.latency_ms,
     )
-
-
-def shadow_export_lines(engine: Any) -> list[str]:
-    """Shadow samples as replay JSONL lines (`llm-lanes replay` reads this format)."""
-    from sqlmodel import Session, select
-
-    with Session(engine) as session:
-        rows = session.exec(select(ShadowSample).order_by(ShadowSample.id))  # type: ignore[arg-type]
-        return [
-            json.dumps(
-                {
-                    "job_id": r.job_id,
-                    "prompt": r.prompt,
-                    "feature": r.feature,
-                    "attempts": r.attempts,
-                }
-            )
-            for r in rows
-        ]

@@ -196,8 +196,8 @@ def shadow_export(path: str = typer.Argument(help="JSONL file to write")) -> Non
     """Write the shadow-mode log (both tiers per job) in the format `replay` reads."""
     from pathlib import Path
 
-    from workers.cascade import shadow_export_lines
     from workers.runtime import get_runtime
+    from workers.shadow import shadow_export_lines
 
     lines = shadow_export_lines(get_runtime().engine)
     Path(path).write_text("".join(line + "\n" for line in lines))

@@ -52,7 +52,8 @@ class Runtime:
         """The tiered cascade, when a tier ladder is configured (else None)."""
         if self.settings.tiers is None and self.settings.tiers_file is None:
             return None
-        from workers.cascade import CascadeConfig, CascadeRunner
+        from workers.cascade import CascadeRunner
+        from workers.cascade_config import CascadeConfig
 
         config = CascadeConfig.from_settings(self.settings)
         return None if config is None else CascadeRunner(self, config)

@@ -192,7 +192,7 @@ def test_moderation_hook_runs_on_every_tier_alike(make_rt, simulator) -> None:  
 
 
 def test_rollout_percentage_splits_traffic_stably(make_rt) -> None:  # type: ignore[no-untyped-def]
-    from workers.cascade import in_rollout
+    from workers.cascade_config import in_rollout
 
     rt = make_rt(cascade_rollout_percent=50)
     handles = lanes.enqueue_many(
@@ -206,7 +206,7 @@ def test_rollout_percentage_splits_traffic_stably(make_rt) -> None:  # type: ign
 
 
 def test_shadow_mode_answers_with_default_and_logs_both(make_rt) -> None:  # type: ignore[no-untyped-def]
-    from workers.cascade import shadow_export_lines
+    from workers.shadow import shadow_export_lines
 
     rt = make_rt(cascade_shadow=True)
     result = ask("What is the delivery time to Oslo?")
@@ -307,7 +307,7 @@ def test_a_tier_can_live_on_its_own_openai_compatible_server(make_rt, simulator)
 def test_shadow_log_feeds_the_offline_replay(make_rt, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Shadow mode in production -> `llm-lanes shadow-export` -> `llm-lanes replay`."""
     from lanes.replay import run_replay
-    from workers.cascade import shadow_export_lines
+    from workers.shadow import shadow_export_lines
 
     rt = make_rt(cascade_shadow=True)
     handles = lanes.enqueue_many(
