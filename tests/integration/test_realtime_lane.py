@@ -180,3 +180,27 @@ def test_invalid_bulk_enqueue_writes_no_row_and_publishes_nothing(lane_runtime):
         assert all(client.llen(q) == 0 for q in names.ALL_QUEUES)
     finally:
         client.close()
+
+
+def test_a_provider_echoing_the_key_does_not_leak_it(sqlite_runtime, celery_worker, simulator):  # type: ignore[no-untyped-def]
+    from tests.conftest import TEST_KEYS
+
+    rt = sqlite_runtime
+    key = TEST_KEYS["openai_api_key"]
+    simulator.add_script(
+        {
+            "model": "gpt-leaky",
+            "behaviour": "error",
+            "status": 401,
+            "message": f"Incorrect API key provided: {key}",
+        }
+    )
+    handle = lanes.enqueue({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-leaky"})
+    with pytest.raises(lanes.JobFailedError) as info:
+        handle.result(timeout=30)
+    assert "401" in info.value.reason and "[redacted]" in info.value.reason
+    assert key not in info.value.reason
+    with Session(rt.engine) as s:
+        job = s.get(Job, handle.job_id)
+        dumped = repr(job.model_dump()) + repr([r.model_dump() for r in ledger(rt)])
+    assert key not in dumped
