@@ -46,6 +46,12 @@ class CallFacts:
     batch_priced: bool = False
     cache_segments: Sequence[str] | None = None
     outcome: str | None = None
+    baseline: tuple[str, str] | None = None
+    """(provider, model) the list price is taken at: what the call would cost with no lever
+    at all. None: this call's own model. The cascade passes its default tier."""
+    extra_spend: bool = False
+    """A call that exists only because of a lever (a discarded cascade attempt, a shadow or
+    verifier call, a cache warm-up): its list cost is 0, so it counts against the savings."""
 
 
 class Ledger:
@@ -67,11 +73,18 @@ class Ledger:
             plain = Usage(
                 input_tokens=facts.usage.input_tokens, output_tokens=facts.usage.output_tokens
             )
-            listed = self.prices.cost(provider=facts.provider, model=facts.model, usage=plain)
+            base_provider, base_model = facts.baseline or (facts.provider, facts.model)
+            listed_usd = (
+                Decimal(0)
+                if facts.extra_spend
+                else Decimal(
+                    self.prices.cost(provider=base_provider, model=base_model, usage=plain).usd
+                )
+            )
         except Exception as exc:  # unknown model: keep the row, flag it as unpriced
             log.warning("unpriced call %s/%s: %s", facts.provider, facts.model, exc)
             return Decimal(0), Decimal(0), "unpriced"
-        return Decimal(cost.usd), Decimal(listed.usd), str(cost.price_version)
+        return Decimal(cost.usd), listed_usd, str(cost.price_version)
 
     def row(self, facts: CallFacts) -> Call:
         cost, listed, version = self.price(facts)

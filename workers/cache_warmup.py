@@ -139,6 +139,7 @@ def _send(rt: Any, *, request: ProviderRequest, task: LLMTask) -> bool:
         "feature": task.feature,
         "tenant": task.tenant,
         "cache_segments": request.cache_segments,
+        "extra_spend": True,  # only exists because of the caching lever
     }
     try:
         result = rt.providers.get(request.provider).call(replace(request, client_request_id=None))

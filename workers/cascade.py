@@ -228,6 +228,7 @@ class CascadeRunner:
                 tenant=task.tenant,
                 latency_ms=verdict.latency_ms,
                 outcome="verifier",
+                extra_spend=True,
             )
         )
         if self.config.verifier_mode == "agree":
@@ -242,6 +243,7 @@ class CascadeRunner:
     def _record(self, job: ClaimedJob, call: TierCall, *, lane: str, outcome: str) -> Any:
         task = job.task
         r = call.result
+        default = self.config.default_tier
         row = self.rt.ledger.record(
             CallFacts(
                 job_id=job.id,
@@ -260,6 +262,10 @@ class CascadeRunner:
                 request_id=r.request_id if r else None,
                 cache_segments=call.request.cache_segments,
                 outcome=outcome,
+                # Savings are measured against serving the job on the default tier: the
+                # answer is priced there, and attempts the cascade added are extra spend.
+                baseline=(default.provider, default.model_for(task.feature)),
+                extra_spend=outcome not in ("accepted", "failed"),
             )
         )
         call.cost = row.cost_usd

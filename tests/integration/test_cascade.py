@@ -322,3 +322,23 @@ def test_shadow_log_feeds_the_offline_replay(make_rt, tmp_path) -> None:  # type
     text = json.dumps(data)
     assert "gpt-5.4-nano" in text and "gpt-5.4" in text
     assert "always-best" in text and "always-cheap" in text
+
+
+def test_savings_baseline_is_the_default_tier(make_rt, simulator) -> None:  # type: ignore[no-untyped-def]
+    """The ledger's list cost prices the answer on the default tier and counts discarded
+    attempts as extra spend, so reported savings include (and are reduced by) the cascade."""
+    rt = make_rt()
+    simulator.add_script({"model": "gpt-5.4-nano", "contains": "hard", "behaviour": "truncate"})
+    ask("easy one")
+    ask("hard one")
+    calls = rows(rt, Call)
+    top = next(t for t in LADDER if t["name"] == "top")
+    for c in calls:
+        if c.outcome == "escalated":
+            assert c.list_cost_usd == 0 and c.cost_usd > 0
+        else:
+            plain = lanes.usage.Usage(input_tokens=c.input_tokens, output_tokens=c.output_tokens)
+            at_top = rt.prices.cost(provider="openai", model=top["model"], usage=plain)
+            assert c.list_cost_usd == pytest.approx(Decimal(at_top.usd), abs=Decimal("1e-10"))
+            assert c.list_cost_usd > c.cost_usd  # answered on a cheaper tier
+    assert [c.outcome for c in calls].count("escalated") == 1
