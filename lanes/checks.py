@@ -9,15 +9,22 @@ runs last.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
+
+from lanes.answers import EXTRACTORS as EXTRACTORS
+from lanes.answers import arithmetic_slips as arithmetic_slips
+from lanes.answers import extract_answer as extract_answer
+from lanes.answers import extract_choice as extract_choice
+from lanes.answers import extract_code as extract_code
+from lanes.answers import extract_final_number as extract_final_number
+from lanes.answers import extract_worked_answer as extract_worked_answer
+from lanes.json_schema import validate_json as validate_json
 
 FinishReason = Literal["stop", "length", "refusal", "content_filter", "error"]
 
@@ -210,198 +217,6 @@ def default_checks(
     if verifier is not None:
         checks.append(verifier_check(verifier))
     return checks
-
-
-# -- a small JSON-schema validator (the subset structured outputs use) ------------------------
-
-_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "integer": lambda v: (
-        (isinstance(v, int) and not isinstance(v, bool))
-        or (isinstance(v, float) and v.is_integer())
-    ),
-}
-
-
-def validate_json(value: Any, schema: Mapping[str, Any], *, path: str = "$") -> list[str]:
-    """Problems of `value` against `schema` (empty list: valid).
-
-    Covers type, properties, required, additionalProperties, items, enum, const and the
-    length/size/range bounds; unknown keywords are ignored, as JSON Schema prescribes.
-    """
-    problems: list[str] = []
-    expected = schema.get("type")
-    if expected is not None:
-        names = [expected] if isinstance(expected, str) else list(expected)
-        if not any(_JSON_TYPES.get(n, lambda v: False)(value) for n in names):
-            return [f"{path}: expected {'/'.join(names)}, got {_json_type(value)}"]
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{path}: {value!r} not in enum {schema['enum']!r}")
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"{path}: must equal {schema['const']!r}")
-    if isinstance(value, dict):
-        props: Mapping[str, Any] = schema.get("properties", {})
-        problems += [
-            f"{path}: missing required {k!r}" for k in schema.get("required", ()) if k not in value
-        ]
-        extra = schema.get("additionalProperties", True)
-        for key, item in value.items():
-            if key in props:
-                problems += validate_json(item, props[key], path=f"{path}.{key}")
-            elif extra is False:
-                problems.append(f"{path}: unexpected property {key!r}")
-            elif isinstance(extra, Mapping):
-                problems += validate_json(item, extra, path=f"{path}.{key}")
-    elif isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, Mapping):
-            for i, item in enumerate(value):
-                problems += validate_json(item, items, path=f"{path}[{i}]")
-        problems += _bounds(
-            len(value), schema, low="minItems", high="maxItems", path=path, unit="items"
-        )
-    elif isinstance(value, str):
-        problems += _bounds(
-            len(value), schema, low="minLength", high="maxLength", path=path, unit="characters"
-        )
-    elif _JSON_TYPES["number"](value):
-        problems += _bounds(value, schema, low="minimum", high="maximum", path=path, unit="")
-    return problems
-
-
-def _bounds(
-    n: float, schema: Mapping[str, Any], *, low: str, high: str, path: str, unit: str
-) -> list[str]:
-    out = []
-    if low in schema and n < schema[low]:
-        out.append(f"{path}: {n} {unit} < {low} {schema[low]}".replace("  ", " "))
-    if high in schema and n > schema[high]:
-        out.append(f"{path}: {n} {unit} > {high} {schema[high]}".replace("  ", " "))
-    return out
-
-
-def _json_type(value: Any) -> str:
-    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
-        if _JSON_TYPES[name](value):
-            return name
-    return type(value).__name__
-
-
-# -- answer formats: "is this a well-formed answer of the kind asked for?" ---------------------
-
-_CHOICE = re.compile(r"^\W*(?:answer\s*[:is]*\s*)?\(?([A-J])\)?[.:)]?\s*$", re.IGNORECASE)
-_FINAL_LINE = re.compile(
-    r"(?:####|final answer\s*(?:is)?\s*:?|the answer is\s*:?)\s*\$?\s*(-?[\d,]*\.?\d+)",
-    re.IGNORECASE,
-)
-_CODE_BLOCK = re.compile(
-    r"```(?:python|py|python3)?[ \t]*\r?\n(.*?)```|\[PYTHON\](.*?)\[/PYTHON\]",
-    re.DOTALL | re.IGNORECASE,
-)
-
-
-def extract_choice(text: str) -> str | None:
-    """The option letter of a multiple-choice answer, or None if it is not just one letter."""
-    m = _CHOICE.match(text)
-    return m.group(1).upper() if m else None
-
-
-def extract_final_number(text: str) -> str | None:
-    """The number on a GSM8K-style final-answer line ("#### 18", "The answer is 18")."""
-    found = _FINAL_LINE.findall(text)
-    if not found:
-        return None
-    value = found[-1].replace(",", "")
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return str(int(number)) if number.is_integer() else str(number)
-
-
-_NUM = r"\$?-?\d[\d,]*(?:\.\d+)?%?"
-_EQUATION = re.compile(
-    rf"((?:\(?\s*{_NUM}\s*\)?\s*[-+*/x\u00d7\u00f7]\s*)+\(?\s*{_NUM}\s*\)?)\s*=\s*({_NUM})"
-)
-_CALCULATOR = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
-_OPS: dict[type, Callable[[float, float], float]] = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-}
-
-
-def _arith(node: ast.AST) -> float:
-    """Evaluate + - * / over number literals only; anything else raises ValueError."""
-    if isinstance(node, ast.Expression):
-        return _arith(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_arith(node.operand)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_arith(node.left), _arith(node.right))
-    raise ValueError("not plain arithmetic")
-
-
-def arithmetic_slips(text: str) -> list[str]:
-    """Stated calculations ("3 * 12 = 36", "<<3*12=36>>") whose result is wrong.
-
-    A wrong intermediate step is the commonest way a cheap model gets a word problem wrong
-    while still producing a well-formed final line; checking it costs microseconds.
-    """
-    slips = []
-    for expr, result in dict.fromkeys(_CALCULATOR.findall(text) + _EQUATION.findall(text)):
-        clean = expr.replace(",", "").replace("$", "").replace("%", "")
-        clean = clean.replace("x", "*").replace("\u00d7", "*").replace("\u00f7", "/")
-        try:
-            value = _arith(ast.parse(clean.strip(), mode="eval"))
-            digits = result.replace(",", "").replace("$", "").replace("%", "").strip().rstrip(".")
-            stated = float(digits)
-        except (ValueError, SyntaxError, ZeroDivisionError, OverflowError):
-            continue
-        decimals = len(digits.partition(".")[2])
-        if abs(value - stated) > 0.5 * 10**-decimals + 1e-9 * abs(value):  # allows rounding
-            slips.append(f"{expr.strip()} = {result.strip()}")
-    return slips
-
-
-def extract_worked_answer(text: str) -> str | None:
-    """A final number whose worked steps contain no arithmetic slip (else None)."""
-    number = extract_final_number(text)
-    return number if number is not None and not arithmetic_slips(text) else None
-
-
-def extract_code(text: str) -> str | None:
-    """The Python code in an answer if every fenced block parses, else None."""
-    blocks = [a or b for a, b in _CODE_BLOCK.findall(text)]
-    if not blocks:
-        return None
-    try:
-        with warnings.catch_warnings():  # model code is full of invalid escapes
-            warnings.simplefilter("ignore")
-            for block in blocks:
-                ast.parse(block.replace("\r\n", "\n"))
-    except (SyntaxError, ValueError):
-        return None
-    return "\n".join(blocks)
-
-
-EXTRACTORS: dict[str, Callable[[str], str | None]] = {
-    "choice": extract_choice,
-    "final_number": extract_worked_answer,
-    "python": extract_code,
-}
-
-
-def extract_answer(kind: str, text: str) -> str | None:
-    return EXTRACTORS[kind](text)
 
 
 def answer_format_check(kind: str) -> Check:
