@@ -11,7 +11,6 @@ import copy
 import json
 import math
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,13 +116,7 @@ class AnthropicBatches(BatchBook[MessageBatch]):
         limits: BatchLimits,
         faults: FaultBook,
     ) -> None:
-        self._clock = clock
-        self._execute = execute
-        self._timing = timing
-        self._limits = limits
-        self._faults = faults
-        self._batches: dict[str, MessageBatch] = {}
-        self._lock = threading.RLock()
+        super().__init__(clock=clock, execute=execute, timing=timing, limits=limits, faults=faults)
 
     # ---- routes -------------------------------------------------------------------------
     def handle(self, request: SimRequest) -> SimResponse:

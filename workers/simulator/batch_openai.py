@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,15 +162,9 @@ class OpenAIBatches(BatchBook[OpenAIBatch]):
         limits: BatchLimits,
         faults: FaultBook,
     ) -> None:
+        super().__init__(clock=clock, execute=execute, timing=timing, limits=limits, faults=faults)
         self.flavor: Flavor = flavor
-        self._clock = clock
-        self._execute = execute
         self._files = files
-        self._timing = timing
-        self._limits = limits
-        self._faults = faults
-        self._batches: dict[str, OpenAIBatch] = {}
-        self._lock = threading.RLock()
 
     # ---- routes -------------------------------------------------------------------------
     def handle(self, request: SimRequest) -> SimResponse:

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from workers.simulator.errors import ANTHROPIC_TYPES
 from workers.simulator.protocol import Flavor, SimResponse
@@ -139,6 +139,12 @@ def page_after(ids: list[str], after: str | None, limit: int) -> tuple[list[str]
     return chunk, start + limit < len(ids)
 
 
+if TYPE_CHECKING:
+    from workers.simulator.batch_faults import FaultBook
+    from workers.simulator.batch_settings import BatchLimits, BatchTiming
+    from workers.simulator.clock import VirtualClock
+    from workers.simulator.protocol import Executor
+
 B = TypeVar("B")
 
 
@@ -146,8 +152,22 @@ class BatchBook(Generic[B]):
     """What both providers' batch stores share: a lock, the batches by id, and catching each
     batch up with the virtual clock before it is read (`refresh`, per provider)."""
 
-    _lock: threading.RLock
-    _batches: dict[str, B]
+    def __init__(
+        self,
+        *,
+        clock: VirtualClock,
+        execute: Executor,
+        timing: BatchTiming,
+        limits: BatchLimits,
+        faults: FaultBook,
+    ) -> None:
+        self._clock = clock
+        self._execute = execute
+        self._timing = timing
+        self._limits = limits
+        self._faults = faults
+        self._batches: dict[str, B] = {}
+        self._lock = threading.RLock()
 
     def refresh(self, batch: B) -> None:
         raise NotImplementedError
