@@ -4,84 +4,32 @@ A buffered job keeps its state on its `Job` row (the source of truth) and its re
 line in a `BatchItem` row (built once by the accumulator with the provider adapter's
 `build_body`), so packing a batch only streams text from SQL to a file. Every job move here is
 conditional on (state, batch_id), so a job the watchdog promoted meanwhile is left alone.
+The line-outcome half (`jobs`, `billed`, `apply`) lives in `batch_outcomes` and the item table
+in `batch_items`; both are re-exported here, so callers import the store from one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Engine,
-    Index,
-    Text,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlmodel import Field, Session, SQLModel
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlmodel import Session
 
 from lanes.flush import BatchCutter, BatchLimits, GroupKey, GroupStats
 from lanes.ports import JobState
-from storage.models import Batch, Call, Job, to_utc, utcnow
+from storage.batch_items import BatchItem
+from storage.batch_outcomes import BatchOutcomes, JobView, LineOps
+from storage.models import Batch, Job, to_utc, utcnow
+
+__all__ = ["BatchItem", "JobView", "LineOps", "SqlBatchStore"]
 
 CLAIM_CHUNK = 1000
 STREAM_CHUNK = 2000
 
 
-class BatchItem(SQLModel, table=True):
-    """One buffered job's batch line, grouped by what one provider batch may hold."""
-
-    __tablename__ = "lanes_batch_item"
-    __table_args__ = (Index("ix_batch_item_group", "provider", "endpoint", "model"),)
-
-    job_id: str = Field(primary_key=True, max_length=32)
-    provider: str = Field(max_length=32)
-    endpoint: str = Field(max_length=64)
-    model: str = Field(max_length=200)
-    line: str = Field(sa_column=Column(Text, nullable=False))
-    bytes: int = 0
-    buffered_at: datetime = Field(default_factory=utcnow)
-    segments: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    """Static prompt segments the line carries (`name@tag`, newline-joined), for the ledger."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobView:
-    """The job columns line handling needs (no payload)."""
-
-    id: str
-    state: JobState
-    batch_id: str | None
-    promoted: bool
-    feature: str
-    tenant: str | None
-    deadline: datetime | None
-    batch_attempts: int
-    segments: tuple[str, ...] = ()
-
-
-@dataclass
-class LineOps:
-    """One transaction's worth of line outcomes (see `SqlBatchStore.apply`)."""
-
-    calls: list[Call]
-    complete: dict[str, dict[str, Any]]
-    """job id -> result payload."""
-    rebatch: dict[str, bool]
-    """job id -> whether the line errored (counts toward `batch_attempts`)."""
-    promote: list[str]
-    fail: dict[str, str]
-    """job id -> reason."""
-
-
-class SqlBatchStore:
+class SqlBatchStore(BatchOutcomes):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         BatchItem.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
@@ -377,129 +325,7 @@ class SqlBatchStore:
                 session.expunge(row)
             return [(r, counts[r.id]) for r in rows]
 
-    # -- ingestion ------------------------------------------------------------------------
-
-    def jobs(self, ids: Sequence[str]) -> dict[str, JobView]:
-        cols = (
-            Job.id,
-            Job.state,
-            Job.batch_id,
-            Job.promoted,
-            Job.feature,
-            Job.tenant,
-            Job.deadline,
-            Job.batch_attempts,
-            BatchItem.segments,
-        )
-        stmt = (
-            select(*cols)
-            .outerjoin(BatchItem, BatchItem.job_id == Job.id)
-            .where(Job.id.in_(list(ids)))
-        )
-        with Session(self.engine) as session:
-            return {
-                r[0]: JobView(
-                    r[0],
-                    JobState(r[1]),
-                    r[2],
-                    bool(r[3]),
-                    r[4],
-                    r[5],
-                    to_utc(r[6]),
-                    int(r[7]),
-                    tuple(r[8].split("\n")) if r[8] else (),
-                )
-                for r in session.execute(stmt)
-            }
-
-    def billed(self, provider_batch_id: str, ids: Sequence[str]) -> set[str]:
-        """Jobs already billed for this provider batch (ingestion re-runs bill nothing twice)."""
-        with Session(self.engine) as session:
-            stmt = select(Call.job_id).where(
-                Call.batch_id == provider_batch_id, Call.job_id.in_(list(ids))
-            )
-            return {row[0] for row in session.execute(stmt)}
-
-    def apply(self, batch_id: str, ops: LineOps) -> dict[str, set[str]]:
-        """Bill and move jobs for one chunk of lines in ONE transaction.
-
-        Each move is conditional on the job still belonging to `batch_id` and being
-        `submitted` (or `promoted` but not yet running, for a completion: first result wins).
-        Returns the ids actually moved per action.
-        """
-        done: dict[str, set[str]] = {
-            "complete": set(),
-            "rebatch": set(),
-            "promote": set(),
-            "fail": set(),
-        }
-        now = utcnow()
-        mine = (Job.batch_id == batch_id,)
-        submitted = Job.state == JobState.SUBMITTED.value
-        with Session(self.engine) as session:
-            session.add_all(ops.calls)
-            for job_id, payload in ops.complete.items():
-                res = session.execute(
-                    update(Job)
-                    .where(
-                        Job.id == job_id,
-                        *mine,
-                        Job.state.in_([JobState.SUBMITTED.value, JobState.PROMOTED.value]),
-                    )
-                    .values(
-                        state=JobState.DONE.value,
-                        result=payload,
-                        error=None,
-                        finished_at=now,
-                        updated_at=now,
-                    )
-                )
-                if res.rowcount:  # type: ignore[attr-defined]
-                    done["complete"].add(job_id)
-            for job_id, errored in ops.rebatch.items():
-                values: dict[str, Any] = {
-                    "state": JobState.BUFFERED.value,
-                    "batch_id": None,
-                    "updated_at": now,
-                }
-                if errored:
-                    values["batch_attempts"] = Job.batch_attempts + 1
-                res = session.execute(
-                    update(Job).where(Job.id == job_id, *mine, submitted).values(**values)
-                )
-                if res.rowcount:  # type: ignore[attr-defined]
-                    done["rebatch"].add(job_id)
-            for job_id in ops.promote:
-                res = session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, *mine, submitted)
-                    .values(
-                        state=JobState.PROMOTED.value,
-                        promoted=True,
-                        updated_at=now,
-                        last_published_at=now,
-                    )
-                )
-                if res.rowcount:  # type: ignore[attr-defined]
-                    done["promote"].add(job_id)
-            for job_id, reason in ops.fail.items():
-                res = session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, *mine, submitted)
-                    .values(
-                        state=JobState.FAILED.value,
-                        error=reason[:2000],
-                        finished_at=now,
-                        updated_at=now,
-                    )
-                )
-                if res.rowcount:  # type: ignore[attr-defined]
-                    done["fail"].add(job_id)
-            gone = done["complete"] | done["promote"] | done["fail"]
-            if gone:
-                session.execute(delete(BatchItem).where(BatchItem.job_id.in_(list(gone))))
-            session.commit()
-        return done
+    # -- emergency and bulk moves ---------------------------------------------------------
 
     def promote_buffered(self, ids: Sequence[str]) -> list[str]:
         """Emergency switch: buffered → promoted (conditional), item rows dropped."""

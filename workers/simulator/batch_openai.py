@@ -3,23 +3,28 @@
 A batch's whole future is fixed at creation (validation verdict, each line's finish time,
 fault plan), so its state at any virtual time is a pure function of the clock; `refresh`
 catches it up on each access and writes the output/error files once it turns terminal.
+The batch record and how it renders on the wire live in `batch_openai_wire`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
-from workers.simulator.batch_faults import BatchPlan, FaultBook
-from workers.simulator.batch_lines import BatchLine, LineRunner, schedule
+from workers.simulator.batch_faults import FaultBook
+from workers.simulator.batch_lines import LineRunner, schedule
 from workers.simulator.batch_openai_input import (
     SUPPORTED_ENDPOINTS,
-    ParsedInput,
     canonical_endpoint,
     parse_input,
+)
+from workers.simulator.batch_openai_wire import (
+    TERMINAL,
+    OpenAIBatch,
+    batch_json,
+    request_counts,
+    result_lines,
 )
 from workers.simulator.batch_settings import BatchLimits, BatchTiming
 from workers.simulator.batch_wire import (
@@ -30,86 +35,12 @@ from workers.simulator.batch_wire import (
     openai_error,
     page_after,
     query_int,
-    unix,
 )
 from workers.simulator.clock import VirtualClock
 from workers.simulator.files import FileStore
 from workers.simulator.protocol import Executor, Flavor, SimRequest, SimResponse
 
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-_STAMPS = (
-    "in_progress_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelling_at",
-    "cancelled_at",
-)
-_UNRUN = {
-    "expired": (
-        "batch_expired",
-        "This request could not be executed before the completion window expired.",
-    ),
-    "cancelled": (
-        "batch_cancelled",
-        "This request was not executed because the batch was cancelled.",
-    ),
-}
-
-
-@dataclass
-class OpenAIBatch:
-    id: str
-    flavor: Flavor
-    endpoint: str
-    """As the client sent it (Azure may omit `/v1`)."""
-    input_file_id: str
-    completion_window: str
-    metadata: dict[str, str] | None
-    output_expires_after: float | None
-    created_at: float
-    expires_at: float
-    parsed: ParsedInput
-    plan: BatchPlan
-    cancel_at: float | None = None
-    status: str = "validating"
-    stamps: dict[str, float] = field(default_factory=dict)
-    scheduled: bool = False
-    all_done_at: float | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-
-    @property
-    def lines(self) -> list[BatchLine]:
-        return self.parsed.lines
-
-    @property
-    def validated(self) -> bool:
-        return "in_progress_at" in self.stamps
-
-
-def _usage(lines: list[BatchLine]) -> dict[str, Any]:
-    inp = out = cached = reasoning = total = 0
-    for line in lines:
-        if not line.succeeded or not line.response:
-            continue
-        u = line.response.get("usage") or {}
-        i = int(u.get("input_tokens", u.get("prompt_tokens", 0)) or 0)
-        o = int(u.get("output_tokens", u.get("completion_tokens", 0)) or 0)
-        in_details = u.get("input_tokens_details") or u.get("prompt_tokens_details") or {}
-        out_details = u.get("output_tokens_details") or u.get("completion_tokens_details") or {}
-        inp, out = inp + i, out + o
-        cached += int(in_details.get("cached_tokens", 0) or 0)
-        reasoning += int(out_details.get("reasoning_tokens", 0) or 0)
-        total += int(u.get("total_tokens", i + o) or 0)
-    return {
-        "input_tokens": inp,
-        "input_tokens_details": {"cached_tokens": cached},
-        "output_tokens": out,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": total,
-    }
+__all__ = ["TERMINAL", "OpenAIBatch", "OpenAIBatches"]
 
 
 def _validate_metadata(value: Any, limits: BatchLimits) -> dict[str, str] | None:
@@ -371,26 +302,7 @@ class OpenAIBatches(BatchBook[OpenAIBatch]):
         batch.status = status
         if not batch.validated:
             return
-        ok_lines: list[str] = []
-        err_lines: list[str] = []
-        for line in batch.lines:
-            record: dict[str, Any] = {
-                "id": "batch_req_" + secrets.token_hex(16),
-                "custom_id": line.custom_id,
-            }
-            if line.ran:
-                record["response"] = {
-                    "status_code": line.status,
-                    "request_id": line.request_id,
-                    "body": line.response,
-                }
-                record["error"] = None
-                (ok_lines if line.succeeded else err_lines).append(json.dumps(record))
-            else:
-                code, message = _UNRUN.get(status, _UNRUN["expired"])
-                record["response"] = None
-                record["error"] = {"code": code, "message": message}
-                err_lines.append(json.dumps(record))
+        ok_lines, err_lines = result_lines(batch, status)
         batch.output_file_id = self._write(batch, "output", ok_lines)
         batch.error_file_id = self._write(batch, "error", err_lines)
 
@@ -408,35 +320,7 @@ class OpenAIBatches(BatchBook[OpenAIBatch]):
 
     # ---- views --------------------------------------------------------------------------
     def request_counts(self, batch: OpenAIBatch) -> dict[str, int]:
-        if not batch.validated:
-            return {"total": 0, "completed": 0, "failed": 0}
-        completed = sum(1 for ln in batch.lines if ln.succeeded)
-        failed = sum(1 for ln in batch.lines if ln.ran and not ln.succeeded)
-        if batch.status in ("expired", "cancelled"):
-            failed += sum(1 for ln in batch.lines if not ln.ran)
-        return {"total": len(batch.lines), "completed": completed, "failed": failed}
+        return request_counts(batch)
 
     def to_json(self, batch: OpenAIBatch) -> dict[str, Any]:
-        errors = None
-        if batch.status == "failed":
-            errors = {"object": "list", "data": batch.parsed.errors}
-        body: dict[str, Any] = {
-            "id": batch.id,
-            "object": "batch",
-            "endpoint": batch.endpoint,
-            "model": batch.parsed.model if batch.validated else None,
-            "errors": errors,
-            "input_file_id": batch.input_file_id,
-            "completion_window": batch.completion_window,
-            "status": batch.status,
-            "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id,
-            "created_at": unix(batch.created_at),
-            "expires_at": unix(batch.expires_at),
-        }
-        for stamp in _STAMPS:
-            body[stamp] = unix(batch.stamps.get(stamp))
-        body["request_counts"] = self.request_counts(batch)
-        body["metadata"] = batch.metadata
-        body["usage"] = _usage(batch.lines)
-        return body
+        return batch_json(batch)
