@@ -38,6 +38,17 @@ class SimRequest:
     def json(self) -> Any:
         return json.loads(self.body or b"null")
 
+    def model(self) -> str | None:
+        """The body's `model` (Azure: the deployment), for logs, faults and scripts."""
+        if self.body[:1] == b"{":
+            try:
+                body = json.loads(self.body)
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("model"), str):
+                return str(body["model"])
+        return self.deployment
+
 
 @dataclass
 class SimResponse:

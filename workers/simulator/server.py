@@ -9,7 +9,6 @@ behave as against the real APIs.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import threading
 import time
@@ -206,7 +205,7 @@ class SimulatorServer:
         if denied is not None:
             self._record(request, None, denied.status)
             return denied
-        model = _peek_model(request)
+        model = request.model()
         entry = self._record(request, model, None)
         response = self._answer(request, model)
         entry.status = response.status
@@ -283,17 +282,6 @@ class SimulatorServer:
             status=status,
             client_request_id=request.headers.get("x-client-request-id"),
         )
-
-
-def _peek_model(request: SimRequest) -> str | None:
-    if request.body[:1] == b"{":
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("model"), str):
-            return str(body["model"])
-    return request.deployment
 
 
 class _HTTPServer(ThreadingHTTPServer):
