@@ -399,3 +399,35 @@ def test_spend_alert_per_feature_through_the_watchdog(
     assert [(a.kind, a.key.split(":")[1]) for a in alerts] == [(KIND_SPEND_FEATURE, "pricey")]
     assert alerts[0].value > alerts[0].threshold == pytest.approx(1e-6)
     assert "sk-" not in alerts[0].message
+
+
+def test_sparse_reuse_moves_the_realtime_lane_to_the_1h_ttl(
+    sqlite_runtime: Any, celery_worker: Any, simulator: Any, wire: list[Any]
+) -> None:
+    """Reuse every 20 minutes: a 5m entry dies between calls, so after observing the interval
+    the lane writes with the 1h TTL (Opus 5.5: 8 + 0.2 < 2 x 5), and the next call hits."""
+    from lanes.caching import ReuseTracker
+    from lanes.clock import ManualClock
+    from workers.requests import RequestBuilder
+
+    rt = sqlite_runtime
+    clock = ManualClock()  # the worker's reuse tracker, moved in step with the simulator
+    rt.__dict__["requests"] = RequestBuilder(prices=rt.prices, tracker=ReuseTracker(clock=clock))
+    policy = segment("policy", 1024, "sparse policy")
+    jobs = []
+    for i in range(3):
+        jobs.append(ask([policy], f"q{i}?", provider="anthropic", model="claude-opus-5-5")[1])
+        clock.advance(1200)
+        simulator.advance(1200)
+    ttls = [
+        block["cache_control"]["ttl"]
+        for path, body in wire
+        if path == "/v1/messages"
+        for block in body.get("system", [])
+        if "cache_control" in block
+    ]
+    assert ttls == ["5m", "1h", "1h"]
+    rows = [row_of(rt, j) for j in jobs]
+    assert (rows[0].cache_write_tokens, rows[0].cache_write_long_tokens) == (1024, 0)
+    assert (rows[1].cached_input_tokens, rows[1].cache_write_long_tokens) == (0, 1024)
+    assert (rows[2].cached_input_tokens, rows[2].cache_write_tokens) == (1024, 0)
