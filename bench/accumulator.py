@@ -68,7 +68,7 @@ def build(db: Path, n: int) -> None:
     from storage.engine import get_engine
     from storage.models import Job
     from workers.providers.registry import ProviderRegistry
-    from workers.requests import to_provider_request
+    from workers.requests import RequestBuilder
 
     engine = get_engine(f"sqlite:///{db}")
     SqlBatchStore(engine)
@@ -76,6 +76,7 @@ def build(db: Path, n: int) -> None:
         openai_api_key="sk-bench-0000", openai_base_url="http://127.0.0.1:9/v1"
     )
     adapter = ProviderRegistry(settings).get("openai")
+    builder = RequestBuilder()
     now = datetime.now(UTC)
     chunk = 20_000
     for start in range(0, n, chunk):
@@ -98,7 +99,7 @@ def build(db: Path, n: int) -> None:
                 max_delay_s=86_400,
                 feature="digest",
             )
-            body = adapter.build_body(to_provider_request(task, provider="openai", model=MODEL))
+            body = adapter.build_body(builder.build(task, provider="openai", model=MODEL))
             line = json.dumps(
                 {"custom_id": job_id, "method": "POST", "url": ENDPOINT, "body": body},
                 separators=(",", ":"),

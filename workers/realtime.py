@@ -66,7 +66,7 @@ def result_payload(
     }
 
 
-def serve(rt: Runtime, job_id: str, *, retries: int = 0) -> str:
+def serve(rt: Runtime, job_id: str) -> str:
     """Run one job; returns what happened (for logs and tests)."""
     job = rt.store.claim(job_id)
     if job is None:
@@ -155,7 +155,7 @@ def _retry_or_fail(rt: Runtime, job: ClaimedJob, exc: ProviderCallError, reason:
 @app.task(name=names.TASK_RUN_REALTIME, bind=True, max_retries=None)
 def run_realtime(self: Task, job_id: str) -> str:
     rt = get_runtime()
-    outcome = serve(rt, job_id, retries=self.request.retries)
+    outcome = serve(rt, job_id)
     if outcome == "retry":
         # The job is back in `queued`; re-publish after a short backoff. Deadlines stay in
         # SQL: if this message is lost, the watchdog re-publishes from the row.

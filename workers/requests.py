@@ -115,23 +115,3 @@ class RequestBuilder:
 def segment_label(segment: PromptSegment) -> str:
     """`name@tag`: per-segment hit ratios stay apart across versions of the same segment."""
     return f"{segment.name}@{segment.cache_tag}"
-
-
-_default_builder = RequestBuilder()
-
-
-def to_provider_request(
-    task: LLMTask,
-    *,
-    provider: str,
-    model: str,
-    max_output_tokens: int | None = None,
-    logprobs: bool = False,
-) -> ProviderRequest:
-    return _default_builder.build(
-        task,
-        provider=provider,
-        model=model,
-        max_output_tokens=max_output_tokens,
-        logprobs=logprobs,
-    )
